@@ -1,0 +1,149 @@
+"""Command line: a thin layer over :mod:`streamcolor.api`.
+
+Exit codes: 0 done, 1 a streamcolor error (one line on stderr), 2 usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+from .errors import StreamcolorError
+from .urls import redact
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks passwords of stream URLs in every log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(str(record.msg))
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
+        return True
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
+                                          logging.INFO if verbose else logging.WARNING)
+    handler = RichHandler(show_path=False, show_time=False, markup=False)
+    handler.addFilter(_RedactingFilter())
+    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    import av.logging
+
+    av.logging.set_level(av.logging.ERROR if verbose < 2 else av.logging.WARNING)
+
+
+def _fraction(text: str) -> Fraction:
+    try:
+        f = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a frame rate: {text!r}") from None
+    if f <= 0:
+        raise argparse.ArgumentTypeError(f"frame rate must be positive: {text!r}")
+    return f
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="streamcolor", description="Colorize grayscale video, "
+                                 "streams, frame sequences and photos.")
+    ap.add_argument("-v", "--verbose", action="count", default=0)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("colorize", help="colorize an image, folder, video or stream URL")
+    c.add_argument("input", help="image, folder or glob of frames, video file, or stream URL")
+    c.add_argument("-o", "--output", required=True,
+                   help="image file, video file (by suffix) or folder")
+    c.add_argument("--model", default=None, help="shipped model name or .safetensors path")
+    c.add_argument("--render-factor", type=int, default=None,
+                   help="chroma render size = N x 16 px (area kept, aspect kept)")
+    c.add_argument("--batch-size", type=int, default=None)
+    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    c.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    c.add_argument("--codec", default=None, help="video codec (default libx264; vp9 for .webm)")
+    c.add_argument("--crf", type=int, default=18)
+    c.add_argument("--preset", default="veryfast", help="x264/x265 preset")
+    c.add_argument("--fps", type=_fraction, default=None,
+                   help="frame rate when writing a frame folder as video (default 25)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+    sub.add_parser("models", help="list the shipped models")
+    return ap
+
+
+def _cmd_colorize(a: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .api import EncodeOptions, colorize_path
+    from .colorizer import Colorizer
+    from .progress import make_progress
+
+    console = Console(stderr=True)
+    colorizer = Colorizer(a.model, render_factor=a.render_factor, device=a.device,
+                          precision=a.precision, batch_size=a.batch_size)
+    encode = EncodeOptions(codec=a.codec, crf=a.crf, preset=a.preset, fps=a.fps)
+    progress = None if a.quiet else make_progress(console)
+    task = None
+
+    def on_start(source: object) -> None:
+        nonlocal task
+        if progress is not None:
+            info = source.info  # type: ignore[attr-defined]
+            task = progress.add_task(Path(info.label).name or info.label, total=info.frame_count)
+            progress.start()
+
+    def advance(n: int) -> None:
+        if progress is not None and task is not None:
+            progress.advance(task, n)
+
+    try:
+        result = colorize_path(a.input, a.output, colorizer, overwrite=a.overwrite,
+                               encode=encode, progress=advance, on_start=on_start)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if not a.quiet:
+        console.print(f"colorized {result.frames} frames in {result.seconds:.1f} s "
+                      f"({result.fps:.1f} fps) with {colorizer.name} at render factor "
+                      f"{colorizer.render_factor} -> {result.output}", highlight=False)
+    return 0
+
+
+def _cmd_models(a: argparse.Namespace) -> int:
+    from .weights import DEFAULT_MODEL, list_models
+
+    for name, rec in sorted(list_models().items()):
+        mark = "*" if name == DEFAULT_MODEL else " "
+        print(f"{mark} {name:12s} {rec.arch:12s} render_factor={rec.render_factor} {rec.path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    _setup_logging(a.verbose, getattr(a, "quiet", False))
+    try:
+        if a.command == "colorize":
+            return _cmd_colorize(a)
+        if a.command == "models":
+            return _cmd_models(a)
+    except KeyboardInterrupt as e:
+        partial = getattr(e, "partial_output", None)
+        note = f"; partial output kept at {partial}" if partial else ""
+        print(f"streamcolor: interrupted{note}", file=sys.stderr)
+        return 130
+    except StreamcolorError as e:
+        partial = getattr(e, "partial_output", None)
+        note = f" (partial output kept at {partial})" if partial else ""
+        print(f"streamcolor: error: {redact(str(e))}{note}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

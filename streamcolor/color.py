@@ -1,0 +1,106 @@
+"""Colour math as pure functions on numpy arrays.
+
+streamcolor works in **YCbCr** (ITU-R BT.601 coefficients).  The model sees luma only and
+predicts the two chroma channels; the output's luma is always the *source's own* luma at
+full resolution:
+
+* Still images use JPEG's full-range YCbCr (Y, Cb, Cr in 0..255, chroma centred on 128).
+* Video keeps its Y plane byte for byte and only its U/V planes are written; for
+  limited-range ("TV", 16..235) video, luma is expanded to full range before it goes into
+  the model and the predicted chroma is scaled to 16..240 when written.
+
+Chroma inside the model is a float offset in [-0.5, 0.5] (Cb/255 - 0.5 for full range).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# BT.601 luma coefficients (JPEG / JFIF YCbCr).
+KR, KG, KB = 0.299, 0.587, 0.114
+
+_RGB_TO_YCBCR = np.array(
+    [
+        [KR, KG, KB],
+        [-0.5 * KR / (1 - KB), -0.5 * KG / (1 - KB), 0.5],
+        [0.5, -0.5 * KG / (1 - KR), -0.5 * KB / (1 - KR)],
+    ],
+    dtype=np.float64,
+)
+_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """RGB floats in [0, 1] (..., 3) -> Y in [0, 1], Cb/Cr offsets in [-0.5, 0.5]."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    return rgb @ _RGB_TO_YCBCR.T.astype(np.float32)
+
+
+def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`rgb_to_ycbcr`; the result is *not* clipped."""
+    ycc = np.asarray(ycc, dtype=np.float32)
+    return ycc @ _YCBCR_TO_RGB.T.astype(np.float32)
+
+
+def rgb_to_luma_u8(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> uint8 full-range BT.601 luma (H, W), rounded."""
+    rgb = np.asarray(rgb)
+    y = rgb.astype(np.float32) @ np.array([KR, KG, KB], dtype=np.float32)
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+def merge_luma_chroma_u8(y: np.ndarray, chroma: np.ndarray) -> np.ndarray:
+    """Full-range luma (H, W) uint8 + chroma offsets (H, W, 2) float -> uint8 RGB (H, W, 3)."""
+    ycc = np.empty((*y.shape, 3), dtype=np.float32)
+    ycc[..., 0] = y.astype(np.float32) / 255.0
+    ycc[..., 1:] = chroma
+    rgb = ycbcr_to_rgb(ycc)
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def merge_luma_chroma(y: np.ndarray, chroma: np.ndarray) -> np.ndarray:
+    """Luma in [0, 1] (H, W) + chroma offsets (H, W, 2) -> float RGB in [0, 1], clipped."""
+    ycc = np.empty((*y.shape, 3), dtype=np.float32)
+    ycc[..., 0] = y
+    ycc[..., 1:] = chroma
+    return np.clip(ycbcr_to_rgb(ycc), 0.0, 1.0)
+
+
+def limited_to_full_luma(y: np.ndarray) -> np.ndarray:
+    """Expand TV-range luma (16..235) to full range (0..255) as uint8."""
+    yf = (y.astype(np.float32) - 16.0) * (255.0 / 219.0)
+    return np.clip(np.rint(yf), 0, 255).astype(np.uint8)
+
+
+def chroma_to_u8(chroma: np.ndarray, limited: bool) -> np.ndarray:
+    """Chroma offsets in [-0.5, 0.5] -> uint8 plane values (full 0..255 or TV 16..240)."""
+    scale = 224.0 if limited else 255.0
+    return np.clip(np.rint(chroma * scale + 128.0), 0, 255).astype(np.uint8)
+
+
+def u8_to_chroma(plane: np.ndarray, limited: bool) -> np.ndarray:
+    """Inverse of :func:`chroma_to_u8` (up to rounding)."""
+    scale = 224.0 if limited else 255.0
+    return (plane.astype(np.float32) - 128.0) / scale
+
+
+def colorfulness(rgb: np.ndarray) -> float:
+    """Hasler & Süsstrunk (2003) colourfulness M of one uint8/float RGB image in 0..255.
+
+    rg = R - G, yb = (R + G)/2 - B, M = sqrt(std_rg² + std_yb²) + 0.3 sqrt(mean_rg² + mean_yb²).
+    """
+    x = np.asarray(rgb, dtype=np.float64)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    std = np.sqrt(rg.std() ** 2 + yb.std() ** 2)
+    mean = np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
+    return float(std + 0.3 * mean)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """Peak signal-to-noise ratio in dB between two arrays of the same shape."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    if mse == 0.0:
+        return float("inf")
+    return 10.0 * float(np.log10(peak * peak / mse))

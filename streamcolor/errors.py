@@ -1,0 +1,38 @@
+"""Project errors.  Each subclasses both :class:`StreamcolorError` and the matching builtin, so
+callers can catch either.  Library code raises these; only the IO edge translates ``av`` errors.
+"""
+
+from __future__ import annotations
+
+
+class StreamcolorError(Exception):
+    """Base of every error streamcolor raises on purpose (one clear line for the user)."""
+
+
+class InputNotFoundError(StreamcolorError, FileNotFoundError):
+    """The input path does not exist."""
+
+
+class InvalidInputError(StreamcolorError, ValueError):
+    """The input exists but cannot be decoded, is empty, or is of an unsupported kind."""
+
+
+class UnsupportedURLError(StreamcolorError, ValueError):
+    """A URL whose scheme streamcolor does not read."""
+
+
+class OutputError(StreamcolorError, OSError):
+    """The output cannot be written (unwritable, would overwrite the input, wrong kind)."""
+
+
+class ModelError(StreamcolorError, LookupError):
+    """Unknown model name, missing weights file, or weights that do not match."""
+
+
+class WeightsIntegrityError(ModelError):
+    """A weights file whose sha256 does not match its record."""
+
+
+class StreamLostError(StreamcolorError, ConnectionError):
+    """A live stream stopped delivering frames."""
+

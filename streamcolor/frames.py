@@ -1,0 +1,51 @@
+"""The unit that flows through the pipeline: one frame's luma plus where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """One grayscale frame.
+
+    ``luma`` is the source's own luma at full resolution, untouched (uint8, or uint16 for
+    16-bit images).  For video it is the decoded Y plane; ``full_range`` tells whether it uses
+    0..255 (JPEG/PC) or 16..235 (MPEG/TV) levels.
+    """
+
+    luma: np.ndarray
+    index: int
+    pts: int | None = None
+    time_base: Fraction | None = None
+    full_range: bool = True
+    name: str | None = None  # file name for image/folder sources
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def height(self) -> int:
+        return int(self.luma.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.luma.shape[1])
+
+    @property
+    def time(self) -> float | None:
+        if self.pts is None or self.time_base is None:
+            return None
+        return float(self.pts * self.time_base)
+
+    def model_luma(self) -> np.ndarray:
+        """Full-range luma as float32 in [0, 1], what the generator takes."""
+        y = self.luma
+        if y.dtype == np.uint16:
+            return y.astype(np.float32) / 65535.0
+        yf = y.astype(np.float32)
+        if not self.full_range:
+            yf = (yf - 16.0) * (1.0 / 219.0)
+            return np.clip(yf, 0.0, 1.0)
+        return yf * (1.0 / 255.0)

@@ -57,9 +57,8 @@ def check_output(source: Source, output: Path, overwrite: bool) -> str:
         raise OutputError(f"{output}: output folder is the input folder; refusing to overwrite")
     if kind == "folder" and output.exists() and not output.is_dir():
         raise OutputError(f"{output}: exists and is not a folder")
-    if output.exists() and not overwrite:
-        if kind != "folder" or any(output.iterdir()):
-            raise OutputError(f"{output}: already exists (use --overwrite to replace it)")
+    if output.exists() and not overwrite and (kind != "folder" or any(output.iterdir())):
+        raise OutputError(f"{output}: already exists (use --overwrite to replace it)")
     parent = output.parent if kind != "folder" else _existing_ancestor(output)
     if not parent.is_dir():
         raise OutputError(f"{output}: folder {parent} does not exist")

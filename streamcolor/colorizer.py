@@ -35,8 +35,8 @@ def render_size(height: int, width: int, render_factor: int, multiple: int = 32)
     aspect = width / height
     rw = side * math.sqrt(aspect)
     rh = side / math.sqrt(aspect)
-    rh_i = max(multiple, int(round(rh / multiple)) * multiple)
-    rw_i = max(multiple, int(round(rw / multiple)) * multiple)
+    rh_i = max(multiple, round(rh / multiple) * multiple)
+    rw_i = max(multiple, round(rw / multiple) * multiple)
     return rh_i, rw_i
 
 

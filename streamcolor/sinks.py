@@ -11,6 +11,7 @@ luma is written untouched (the video's Y plane byte for byte).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from fractions import Fraction
@@ -231,7 +232,9 @@ class VideoSink(Sink):
             stream = c.add_stream(self.codec, rate=self.rate)  # type: ignore[attr-defined]
         except (av.error.FFmpegError, ValueError) as e:
             self._discard()
-            raise OutputError(f"{self.path}: cannot encode with codec {self.codec!r} ({e})") from None
+            raise OutputError(
+                f"{self.path}: cannot encode with codec {self.codec!r} ({e})"
+            ) from None
         even = frame.width % 2 == 0 and frame.height % 2 == 0
         self._pix_fmt = "yuv420p" if even else "yuv444p"
         if not even:
@@ -314,10 +317,8 @@ class VideoSink(Sink):
 
     def _discard(self) -> None:
         if self.container is not None:
-            try:
+            with contextlib.suppress(Exception):  # already failing: keep the first error
                 self.container.close()  # type: ignore[attr-defined]
-            except Exception:
-                pass
         self.tmp.unlink(missing_ok=True)
 
     def close(self) -> Path:

@@ -179,9 +179,9 @@ class VideoSource(Source):
         rate = self.stream.average_rate or self.stream.guessed_rate
         count = self.stream.frames or None
         if not count and self.stream.duration and rate:
-            count = int(round(float(self.stream.duration * self.stream.time_base * rate)))
+            count = round(float(self.stream.duration * self.stream.time_base * rate))
         if not count and self.container.duration and rate and not live:
-            count = int(round(self.container.duration / 1_000_000 * float(rate)))
+            count = round(self.container.duration / 1_000_000 * float(rate))
         self.info = SourceInfo(
             "stream" if live else "video", self.label, cc.width or None, cc.height or None,
             None if live else count, Fraction(rate) if rate else None,
@@ -203,7 +203,7 @@ class VideoSource(Source):
                 pts = vf.pts
                 if pts is None:  # some AVI/raw streams: fall back to the frame counter
                     rate = self.info.rate or Fraction(25)
-                    pts = int(round(index / rate / self.stream.time_base))
+                    pts = round(index / rate / self.stream.time_base)
                 if last_pts is not None and pts <= last_pts:
                     pts = last_pts + 1  # the encoder needs strictly increasing pts
                 last_pts = pts

@@ -144,7 +144,8 @@ def train(cfg: PretrainConfig) -> Path:
             rgb = next(stream)
             f = lr_factor(sp, phase.steps)
             opt.param_groups[0]["lr"] = cfg.lr * f
-            opt.param_groups[1]["lr"] = 0.0 if phase.frozen_encoder else cfg.lr * cfg.encoder_lr_ratio * f
+            enc_lr = 0.0 if phase.frozen_encoder else cfg.lr * cfg.encoder_lr_ratio * f
+            opt.param_groups[1]["lr"] = enc_lr
             loss, parts = generator_loss(model, feat_loss, rgb, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()

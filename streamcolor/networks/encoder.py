@@ -110,9 +110,8 @@ class TinyEncoder(nn.Module):
         layers = []
         cin = 1
         for c in widths:
-            layers.append(
-                nn.Sequential(nn.Conv2d(cin, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU())
-            )
+            conv = nn.Conv2d(cin, c, 3, stride=2, padding=1)
+            layers.append(nn.Sequential(conv, nn.BatchNorm2d(c), nn.ReLU()))
             cin = c
         self.stages = nn.ModuleList(layers)
         self.channels = list(widths)

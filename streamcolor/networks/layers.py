@@ -1,4 +1,4 @@
-"""Building blocks in DeOldify's spirit: spectral-normed convs, ICNR pixel shuffle, self-attention."""
+"""DeOldify-style building blocks: spectral-normed convs, ICNR pixel shuffle, self-attention."""
 
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ class ChromaUNet(nn.Module):
 
 
 def prepare_for_inference(model: ChromaUNet) -> ChromaUNet:
-    """Eval mode, spectral norm baked in, BatchNorms folded into the convs before them (in place)."""
+    """Eval mode, spectral norm baked in, BatchNorms folded into their convs (in place)."""
     model.eval()
     remove_spectral_norm(model)
     model.encoder.fuse_for_inference()

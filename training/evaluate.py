@@ -1,0 +1,151 @@
+"""Validation metrics of a generator next to two baselines, for the model card.
+
+    python -m training.evaluate --model models/base.safetensors --val ../shared/data/val \
+        --train ../shared/data/train --json models/metrics_base.json --card models/MODEL_CARD.md
+
+Every validation image is converted to its luma, colourised at ``--render-factor`` and
+compared with the original colour image (full resolution, RGB 0..255):
+
+* PSNR and SSIM (RGB), mean over images;
+* colourfulness (Hasler & Süsstrunk) of outputs and ground truth, and the mean per-image
+  |Δcolourfulness|;
+* baselines: *gray* (zero chroma, i.e. the input itself) and *mean chroma* (the training set's
+  mean Cb/Cr added to every pixel).
+
+``--card`` rewrites the table between ``<!-- metrics:start -->`` and ``<!-- metrics:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import platform
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from streamcolor.color import merge_luma_chroma_u8, rgb_to_luma_u8, rgb_to_ycbcr
+from streamcolor.colorizer import Colorizer
+from streamcolor.metrics import colorfulness, psnr, ssim
+
+from .data import list_images, load_rgb
+
+log = logging.getLogger(__name__)
+
+
+def mean_chroma(folder: str | Path, limit: int = 2000, size: int = 64) -> np.ndarray:
+    """Mean (Cb, Cr) offset over (up to ``limit``) training images."""
+    import cv2
+
+    acc = []
+    for p in list_images(folder)[:limit]:
+        rgb = cv2.resize(load_rgb(p), (size, size), interpolation=cv2.INTER_AREA)
+        acc.append(rgb_to_ycbcr(rgb.astype(np.float32) / 255.0)[..., 1:].reshape(-1, 2).mean(0))
+    return np.mean(acc, axis=0).astype(np.float32)
+
+
+def _summary(rows: list[dict[str, float]]) -> dict[str, float]:
+    keys = rows[0].keys()
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
+def evaluate(colorizer: Colorizer, val: str | Path, chroma_mean: np.ndarray,
+             limit: int | None = None) -> dict[str, dict[str, float]]:
+    files = list_images(val)[:limit]
+    per: dict[str, list[dict[str, float]]] = {"model": [], "gray": [], "mean_chroma": []}
+    gt_cf = []
+    for p in files:
+        gt = load_rgb(p)
+        y = rgb_to_luma_u8(gt)
+        outs = {
+            "model": colorizer.colorize(y),
+            "gray": np.repeat(y[..., None], 3, axis=2),
+            "mean_chroma": merge_luma_chroma_u8(y, np.broadcast_to(chroma_mean, (*y.shape, 2))),
+        }
+        cf_gt = colorfulness(gt)
+        gt_cf.append(cf_gt)
+        for k, out in outs.items():
+            cf = colorfulness(out)
+            per[k].append({"psnr": psnr(out, gt), "ssim": ssim(out, gt), "colorfulness": cf,
+                           "abs_dcolorfulness": abs(cf - cf_gt)})
+    result = {k: _summary(v) for k, v in per.items()}
+    result["ground_truth"] = {"colorfulness": float(np.mean(gt_cf))}
+    result["images"] = {"count": len(files)}
+    return result
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def markdown_table(name: str, res: dict[str, dict[str, float]]) -> str:
+    gt = res["ground_truth"]["colorfulness"]
+    lines = [
+        f"Validation: `{res['meta']['val']}`, {res['images']['count']} images, "
+        f"render factor {res['meta']['render_factor']}, full resolution, RGB 0..255. "
+        f"Ground-truth colourfulness {gt:.1f}.",
+        "",
+        "| output | PSNR (dB) ↑ | SSIM ↑ | colourfulness | \\|Δcolourfulness\\| ↓ |",
+        "|---|---|---|---|---|",
+    ]
+    for k, label in (("model", f"**{name}**"), ("gray", "gray (input)"),
+                     ("mean_chroma", "mean chroma")):
+        r = res[k]
+        lines.append(f"| {label} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['colorfulness']:.1f} | "
+                     f"{r['abs_dcolorfulness']:.1f} |")
+    lines.append("")
+    lines.append(f"_Written by `python -m training.evaluate` at commit {res['meta']['commit']} "
+                 f"on {res['meta']['date']} ({res['meta']['seconds']:.0f} s)._")
+    return "\n".join(lines)
+
+
+def update_card(card: Path, name: str, table: str) -> None:
+    start, end = f"<!-- metrics:{name}:start -->", f"<!-- metrics:{name}:end -->"
+    text = card.read_text() if card.exists() else ""
+    block = f"{start}\n{table}\n{end}"
+    if start in text and end in text:
+        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text,
+                      flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    card.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="model name or .safetensors path")
+    ap.add_argument("--val", required=True)
+    ap.add_argument("--train", required=True, help="for the mean-chroma baseline")
+    ap.add_argument("--render-factor", type=int, default=None)
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--card", type=Path)
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    t0 = time.perf_counter()
+    colorizer = Colorizer(a.model, render_factor=a.render_factor, precision=a.precision)
+    res = evaluate(colorizer, a.val, mean_chroma(a.train), a.limit)
+    res["meta"] = {"model": a.model, "val": a.val, "render_factor": colorizer.render_factor,
+                   "precision": a.precision, "commit": _git_commit(),
+                   "date": dt.date.today().isoformat(), "machine": platform.machine(),
+                   "seconds": time.perf_counter() - t0}
+    table = markdown_table(colorizer.name, res)
+    print(table)
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
+    if a.card:
+        update_card(a.card, colorizer.name, table)
+
+
+if __name__ == "__main__":
+    main()

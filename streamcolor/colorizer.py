@@ -40,6 +40,19 @@ def render_size(height: int, width: int, render_factor: int, multiple: int = 32)
     return rh_i, rw_i
 
 
+def render_input(luma: np.ndarray, rh: int, rw: int, full_range: bool = True) -> np.ndarray:
+    """One luma frame -> float32 (rh, rw) full-range luma in [0, 1], the generator's input."""
+    small = cv2.resize(luma, (rw, rh), interpolation=cv2.INTER_AREA)
+    if small.dtype == np.uint8:
+        x = small.astype(np.float32)
+        if not full_range:
+            return np.clip((x - 16.0) * (1.0 / 219.0), 0.0, 1.0)
+        return x * (1.0 / 255.0)
+    if small.dtype == np.uint16:
+        return small.astype(np.float32) * (1.0 / 65535.0)
+    return np.clip(small.astype(np.float32), 0.0, 1.0)
+
+
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -128,16 +141,22 @@ class Colorizer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.settings.dtype)
 
-    def predict(self, lumas: Sequence[np.ndarray]) -> np.ndarray:
-        """Full-range float luma frames in [0, 1] (all the same size) -> (B, rh, rw, 2) chroma.
+    def predict(self, lumas: Sequence[np.ndarray],
+                full_range: bool | Sequence[bool] = True) -> np.ndarray:
+        """Luma frames of one size -> (B, rh, rw, 2) chroma offsets at render resolution.
 
-        Frames are resized to the render size here (INTER_AREA) and run as one batch.
+        ``lumas`` are uint8 (0..255, or 16..235 where ``full_range`` is False), uint16
+        (0..65535) or float in [0, 1].  Each is shrunk to the render size first (INTER_AREA,
+        in its own sample type, so full-resolution frames are never converted to float) and
+        the batch runs through the generator once.
         """
         if not lumas:
             return np.zeros((0, 0, 0, 2), np.float32)
         h, w = lumas[0].shape[:2]
         rh, rw = self.render_size(h, w)
-        small = np.stack([cv2.resize(y, (rw, rh), interpolation=cv2.INTER_AREA) for y in lumas])
+        ranges = [full_range] * len(lumas) if isinstance(full_range, bool) else full_range
+        small = np.stack([render_input(y, rh, rw, fr)
+                          for y, fr in zip(lumas, ranges, strict=True)])
         x = torch.from_numpy(small).unsqueeze(1).to(self.device)
         if self.settings.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -159,6 +178,6 @@ class Colorizer:
         if img.dtype != np.uint8:
             raise TypeError(f"colorize expects uint8 images, got {img.dtype}")
         y = img if img.ndim == 2 else rgb_to_luma_u8(img)
-        chroma = self.predict([y.astype(np.float32) / 255.0])[0]
+        chroma = self.predict([y])[0]
         full = cv2.resize(chroma, (y.shape[1], y.shape[0]), interpolation=cv2.INTER_LINEAR)
         return merge_luma_chroma_u8(y, full)

@@ -141,7 +141,8 @@ class Pipeline:
         writer.join()
         stop.set()
         reader.join(timeout=5)
-        source.close()
+        if not reader.is_alive():  # never close a container another thread still decodes
+            source.close()
         error = interrupted or writer.error or reader.error
         seconds = time.perf_counter() - start
         if error is not None:
@@ -187,7 +188,8 @@ class Pipeline:
                 batch.append(item)
             if not batch:
                 continue
-            chroma = self.colorizer.predict([f.model_luma() for f in batch])
+            chroma = self.colorizer.predict([f.luma for f in batch],
+                                            [f.full_range for f in batch])
             for f, c in zip(batch, chroma, strict=True):
                 if not _put(q_out, (f, filt.update(f, c)), stop):
                     return

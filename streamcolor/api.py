@@ -13,7 +13,7 @@ from .colorizer import Colorizer
 from .errors import InvalidInputError, OutputError
 from .pipeline import ChromaFilter, Pipeline, RunResult
 from .sinks import FolderSink, ImageSink, Sink, VideoSink
-from .sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Source, open_source
+from .sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FolderSource, Source, open_source
 from .urls import is_url
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,10 @@ def check_output(source: Source, output: Path, overwrite: bool) -> str:
     if kind == "image" and source.info.kind != "image":
         raise OutputError(f"{output}: an image output needs a single-image input "
                           f"({source.info.label} is a {source.info.kind})")
-    if kind == "folder" and source.info.kind == "folder" and src_path and \
-            _same_path(Path(src_path), output):
-        raise OutputError(f"{output}: output folder is the input folder; refusing to overwrite")
+    if kind == "folder" and isinstance(source, FolderSource) and \
+            any(_same_path(d, output) for d in {f.parent for f in source.files}):
+        raise OutputError(f"{output}: output folder holds the input frames; refusing to "
+                          "overwrite them")
     if kind == "folder" and output.exists() and not output.is_dir():
         raise OutputError(f"{output}: exists and is not a folder")
     if output.exists() and not overwrite and (kind != "folder" or any(output.iterdir())):

@@ -19,24 +19,25 @@ class _RedactingFilter(logging.Filter):
     """Masks passwords of stream URLs in every log line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(str(record.msg))
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
+        record.msg = redact(record.getMessage())  # format first: any argument type is covered
+        record.args = None
         return True
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
+    from rich.console import Console
     from rich.logging import RichHandler
 
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
                                           logging.INFO if verbose else logging.WARNING)
-    handler = RichHandler(show_path=False, show_time=False, markup=False)
+    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False,
+                          markup=False)
     handler.addFilter(_RedactingFilter())
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
     import av.logging
 
-    av.logging.set_level(av.logging.ERROR if verbose < 2 else av.logging.WARNING)
+    # FFmpeg's own messages only with -vv: our errors already name the file and the problem.
+    av.logging.set_level(av.logging.WARNING if verbose > 1 else None)
 
 
 def _fraction(text: str) -> Fraction:
@@ -90,13 +91,15 @@ def _cmd_colorize(a: argparse.Namespace) -> int:
     encode = EncodeOptions(codec=a.codec, crf=a.crf, preset=a.preset, fps=a.fps)
     progress = None if a.quiet else make_progress(console)
     task = None
+    started = False
 
     def on_start(source: object) -> None:
-        nonlocal task
+        nonlocal task, started
         if progress is not None:
             info = source.info  # type: ignore[attr-defined]
             task = progress.add_task(Path(info.label).name or info.label, total=info.frame_count)
             progress.start()
+            started = True
 
     def advance(n: int) -> None:
         if progress is not None and task is not None:
@@ -106,7 +109,7 @@ def _cmd_colorize(a: argparse.Namespace) -> int:
         result = colorize_path(a.input, a.output, colorizer, overwrite=a.overwrite,
                                encode=encode, progress=advance, on_start=on_start)
     finally:
-        if progress is not None:
+        if progress is not None and started:
             progress.stop()
     if not a.quiet:
         console.print(f"colorized {result.frames} frames in {result.seconds:.1f} s "

@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 _END = object()
 
 
+class _Failure:
+    """Queued by the reader in place of the next frame when the source fails, so the frames
+    read before the failure are still colourised and written before the error is raised."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
 class ChromaFilter(Protocol):
     """Per-stream state between model and sink (temporal smoothing goes here)."""
 
@@ -99,12 +107,16 @@ class Pipeline:
 
         def read() -> None:
             n = 0
-            for frame in source:
-                if not _put(q_in, frame, stop):
-                    return
-                n += 1
-            if n == 0:
-                raise InvalidInputError(f"{source.info.label}: zero frames")
+            try:
+                for frame in source:
+                    if not _put(q_in, frame, stop):
+                        return
+                    n += 1
+                if n == 0:
+                    raise InvalidInputError(f"{source.info.label}: zero frames")
+            except Exception as e:
+                _put(q_in, _Failure(e), stop)
+                return
             _put(q_in, _END, stop)
 
         def write() -> None:
@@ -163,6 +175,7 @@ class Pipeline:
                stop: threading.Event, live: bool) -> None:
         bs = self.colorizer.batch_size
         pending: Frame | None = None
+        failure: _Failure | None = None
         ended = False
         while not ended:
             batch: list[Frame] = []
@@ -179,8 +192,9 @@ class Pipeline:
                     if batch and live:
                         break
                     continue
-                if item is _END:
+                if item is _END or isinstance(item, _Failure):
                     ended = True
+                    failure = item if isinstance(item, _Failure) else None
                     break
                 if batch and item.luma.shape != batch[0].luma.shape:
                     pending = item
@@ -193,3 +207,5 @@ class Pipeline:
             for f, c in zip(batch, chroma, strict=True):
                 if not _put(q_out, (f, filt.update(f, c)), stop):
                     return
+        if failure is not None:
+            raise failure.error

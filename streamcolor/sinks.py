@@ -199,6 +199,17 @@ class AudioPassthrough:
         self.inp.close()
 
 
+def _check_encoder(path: Path, codec: str) -> None:
+    import av
+
+    try:
+        c = av.codec.Codec(codec, "w")
+    except (av.error.FFmpegError, ValueError):  # UnknownCodecError is a ValueError
+        raise OutputError(f"{path}: unknown video encoder {codec!r}") from None
+    if c.type != "video":
+        raise OutputError(f"{path}: {codec!r} is not a video encoder")
+
+
 class VideoSink(Sink):
     """Encodes frames with PyAV, same timestamps as the source, audio passed through."""
 
@@ -210,6 +221,7 @@ class VideoSink(Sink):
         self.rate = Fraction(rate) if rate else Fraction(25)
         self.audio_from = audio_from
         self.codec = codec or VIDEO_CODECS.get(self.path.suffix.lower(), DEFAULT_VIDEO_CODEC)
+        _check_encoder(self.path, self.codec)
         self.crf = crf
         self.preset = preset
         self.options = dict(options or {})

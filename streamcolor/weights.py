@@ -65,17 +65,31 @@ class WeightsRecord:
             )
 
 
+def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict with spectral norm baked in (``X.parametrizations.weight.original`` and its
+    power-iteration vectors become ``X.weight``), leaving ``model`` itself untouched."""
+    from torch.nn.utils import parametrize
+
+    was_training = model.training
+    model.eval()  # eval: spectral norm uses its stored vectors, no power iteration
+    try:
+        with torch.no_grad():
+            state = {k: v for k, v in model.state_dict().items() if "parametrizations." not in k}
+            for name, module in model.named_modules():
+                if parametrize.is_parametrized(module, "weight"):
+                    state[f"{name}.weight" if name else "weight"] = module.weight
+            state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    finally:
+        model.train(was_training)
+    return state
+
+
 def save_weights(model: ChromaUNet, path: str | Path, meta: dict[str, Any]) -> str:
     """Export an inference-ready state dict (spectral norm baked in) with metadata; returns sha256.
 
     Written atomically (temporary file in the same folder, then rename).
     """
-    import copy
-
-    from .networks.layers import remove_spectral_norm
-
-    plain = remove_spectral_norm(copy.deepcopy(model).cpu().eval())
-    state = {k: v.contiguous() for k, v in plain.state_dict().items()}
+    state = plain_state_dict(model)
     meta = {"arch": model.config.name, "config": model.config.to_dict(), **meta}
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -94,7 +108,13 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise ModelError(f"{path}: not a readable safetensors weights file ({e})") from None
     if raw is None:
         raise ModelError(f"{path}: safetensors file without streamcolor metadata")
-    return json.loads(raw)
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ModelError(f"{path}: streamcolor metadata is not valid JSON") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("arch"), str):
+        raise ModelError(f"{path}: streamcolor metadata names no architecture ('arch')")
+    return meta
 
 
 def list_models() -> dict[str, WeightsRecord]:
@@ -142,7 +162,12 @@ def load_generator(record: WeightsRecord, verify: bool = True) -> ChromaUNet:
         state = load_file(str(record.path))
     except (SafetensorError, OSError) as e:
         raise ModelError(f"{record.path}: cannot read weights ({e})") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError:  # tensor shapes differ
+        raise ModelError(
+            f"{record.path}: weights do not fit architecture {record.arch!r} (shapes differ)"
+        ) from None
     if missing or unexpected:
         raise ModelError(
             f"{record.path}: weights do not fit architecture {record.arch!r} "

@@ -1,0 +1,79 @@
+"""Shared fixtures: a tiny generator's weights file, a session Colorizer, synthesized media."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mediautil import make_video
+from tinymodel import build_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    from streamcolor.weights import save_weights
+
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    model = build_tiny_model()
+    assert model.out.weight.abs().sum() > 0
+    save_weights(model, path, {"render_factor": 4})
+    return path
+
+
+@pytest.fixture(scope="session")
+def colorizer(tiny_weights):
+    from streamcolor.colorizer import Colorizer
+
+    # threads=1: the test machine has 2 busy cores, where 2 torch threads are ~100x slower.
+    return Colorizer(str(tiny_weights), precision="fp32", batch_size=4, threads=1)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Colorizer() sets torch's (process-wide) thread count; keep the suite on one thread."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory):
+    """Read-only clips shared by the tests (made once): name -> path."""
+    root = tmp_path_factory.mktemp("media")
+    clips = {
+        "plain": dict(),
+        "ntsc": dict(rate=Fraction(30000, 1001), frames=10),
+        "vfr": dict(time_base=Fraction(1, 1000), pts=[0, 33, 70, 100, 150, 210, 240, 300, 333]),
+        "aac": dict(audio="aac", frames=12),
+        "mp3": dict(audio="libmp3lame", frames=12),
+        "odd": dict(width=65, height=49, pix_fmt="yuv444p"),
+        "full": dict(pix_fmt="yuvj420p"),
+    }
+    out = {name: make_video(root / f"{name}.mp4", **kw) for name, kw in clips.items()}
+    out["pcm"] = make_video(root / "pcm.mkv", audio="pcm_s16le", frames=12)
+    for p in out.values():
+        p.chmod(0o444)
+    return out
+
+
+@pytest.fixture
+def restore_logging():
+    """The CLI reconfigures the root logger; put it back after the test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

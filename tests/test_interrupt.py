@@ -1,0 +1,194 @@
+"""Ctrl-C and errors mid-run: the exception reaches the caller, a playable partial is kept."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from mediautil import leftovers, make_video, probe
+
+from streamcolor import cli
+from streamcolor.api import colorize_path
+from streamcolor.colorizer import Colorizer
+from streamcolor.pipeline import Pipeline
+from streamcolor.sinks import FolderSink, VideoSink
+from streamcolor.sources import Source, VideoSource, open_source
+
+
+@pytest.fixture
+def clip(tmp_path):
+    (tmp_path / "in").mkdir()
+    return make_video(tmp_path / "in" / "clip.mp4", frames=24, audio="aac")
+
+
+class FailingSink(VideoSink):
+    """A video sink whose ``write`` raises ``exc`` once ``after`` frames were written."""
+
+    def __init__(self, *args, exc: BaseException, after: int, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.exc, self.after = exc, after
+
+    def write(self, frame, chroma) -> None:
+        if self.frames_written == self.after:
+            raise self.exc
+        super().write(frame, chroma)
+
+
+class FailingColorizer:
+    """Wraps a Colorizer; its ``predict`` raises ``exc`` on call number ``on_call``."""
+
+    def __init__(self, inner: Colorizer, exc: BaseException, on_call: int) -> None:
+        self.inner, self.exc, self.on_call, self.calls = inner, exc, on_call, 0
+
+    @property
+    def batch_size(self) -> int:
+        return self.inner.batch_size
+
+    def predict(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.on_call:
+            raise self.exc
+        return self.inner.predict(*args, **kwargs)
+
+
+class FailingSource(Source):
+    """Yields the frames of a video, then raises ``exc`` after ``after`` frames."""
+
+    def __init__(self, path, exc: BaseException, after: int) -> None:
+        self.inner = VideoSource(str(path))
+        self.info = self.inner.info
+        self.exc, self.after = exc, after
+
+    def __iter__(self):
+        for frame in self.inner:
+            if frame.index == self.after:
+                raise self.exc
+            yield frame
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _check_partial(out, expected_frames, src):
+    partial = out.with_name(f"{out.stem}.partial{out.suffix}")
+    assert partial.exists()
+    assert not out.exists()
+    assert not leftovers(out.parent)
+    info, ref = probe(partial), probe(src)  # probe decodes every frame: playable
+    assert info.frames == expected_frames
+    assert info.times == pytest.approx(ref.times[:expected_frames], abs=1e-4)
+    assert (info.width, info.height) == (ref.width, ref.height)
+    # audio kept up to where the video stops
+    assert len(info.audio) == 1 and 0 < info.audio[0][1] < ref.audio[0][1]
+    return partial
+
+
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, RuntimeError])
+def test_sink_exception_keeps_playable_partial(colorizer, clip, tmp_path, exc_type):
+    out = tmp_path / "out.mp4"
+    src = open_source(clip)
+    sink = FailingSink(out, rate=src.info.rate, audio_from=str(clip), exc=exc_type("stop"),
+                       after=6)
+    with pytest.raises(exc_type) as e:
+        Pipeline(colorizer).run(src, sink)
+    partial = _check_partial(out, 6, clip)
+    assert e.value.partial_output == partial
+    assert e.value.frames_done == 6
+
+
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, RuntimeError])
+def test_colorizer_exception_via_colorize_path(colorizer, clip, tmp_path, exc_type):
+    out = tmp_path / "out.mp4"
+    failing = FailingColorizer(colorizer, exc_type("stop"), on_call=3)
+    with pytest.raises(exc_type) as e:
+        colorize_path(clip, out, failing)
+    done = 2 * colorizer.batch_size  # two batches went through before the third failed
+    partial = _check_partial(out, done, clip)
+    assert e.value.frames_done == done and e.value.partial_output == partial
+
+
+def test_exception_before_first_frame_leaves_nothing(colorizer, clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    src = open_source(clip)
+    sink = FailingSink(out, rate=src.info.rate, audio_from=str(clip), exc=KeyboardInterrupt(),
+                       after=0)
+    with pytest.raises(KeyboardInterrupt) as e:
+        Pipeline(colorizer).run(src, sink)
+    assert e.value.partial_output is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_source_exception_reaches_caller(colorizer, clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    src = FailingSource(clip, RuntimeError("decoder exploded"), after=10)
+    sink = VideoSink(out, rate=src.info.rate, audio_from=str(clip))
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="decoder exploded"):
+        Pipeline(colorizer).run(src, sink)
+    assert time.monotonic() - t0 < 20
+    assert not out.exists() and not leftovers(tmp_path)
+    partial = tmp_path / "out.partial.mp4"
+    if partial.exists():  # whatever was written before the stop must still play
+        assert probe(partial).frames <= 10
+
+
+def test_source_exception_at_start(colorizer, clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    src = FailingSource(clip, OSError("gone"), after=0)
+    with pytest.raises(OSError, match="gone"):
+        Pipeline(colorizer).run(src, VideoSink(out, rate=src.info.rate))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_folder_sink_interrupted_keeps_written_frames(colorizer, clip, tmp_path):
+    out = tmp_path / "frames"
+    failing = FailingColorizer(colorizer, KeyboardInterrupt(), on_call=2)
+    with pytest.raises(KeyboardInterrupt) as e:
+        Pipeline(failing).run(open_source(clip), FolderSink(out))
+    assert e.value.partial_output == out
+    assert sorted(p.name for p in out.iterdir()) == \
+        [f"frame_{i:06d}.png" for i in range(1, colorizer.batch_size + 1)]
+
+
+def test_cli_ctrl_c_exit_130_with_partial(tiny_weights, clip, tmp_path, capsys, monkeypatch,
+                                          restore_logging):
+    calls = {"n": 0}
+    real_predict = Colorizer.predict
+
+    def predict(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_predict(self, *args, **kwargs)
+
+    monkeypatch.setattr(Colorizer, "predict", predict)
+    out = tmp_path / "cli.mp4"
+    rc = cli.main(["colorize", str(clip), "-o", str(out), "--model", str(tiny_weights),
+                   "--batch-size", "4", "--precision", "fp32", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 130
+    partial = tmp_path / "cli.partial.mp4"
+    assert err == f"streamcolor: interrupted; partial output kept at {partial}"
+    _check_partial(out, 4, clip)
+
+
+class SlowColorizer(FailingColorizer):
+    """A colorizer slower than decoding (as in real use): each batch takes ``delay`` s."""
+
+    def __init__(self, inner: Colorizer, delay: float) -> None:
+        super().__init__(inner, RuntimeError("unused"), on_call=-1)
+        self.delay = delay
+
+    def predict(self, *args, **kwargs):
+        time.sleep(self.delay)
+        return super().predict(*args, **kwargs)
+
+
+def test_source_error_keeps_frames_decoded_before_it(colorizer, clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    src = FailingSource(clip, RuntimeError("bad data"), after=10)
+    with pytest.raises(RuntimeError, match="bad data") as e:
+        Pipeline(SlowColorizer(colorizer, 0.3)).run(src, VideoSink(out, rate=src.info.rate))
+    assert e.value.partial_output is not None
+    # at least the batch that was being colourised when the source failed
+    assert probe(e.value.partial_output).frames >= colorizer.batch_size

@@ -35,8 +35,9 @@ def render_size(height: int, width: int, render_factor: int, multiple: int = 32)
     aspect = width / height
     rw = side * math.sqrt(aspect)
     rh = side / math.sqrt(aspect)
-    rh_i = max(multiple, round(rh / multiple) * multiple)
-    rw_i = max(multiple, round(rw / multiple) * multiple)
+    # Nearest multiple, halves rounded up (Python's round() would send 10.5 to 10).
+    rh_i = max(multiple, math.floor(rh / multiple + 0.5) * multiple)
+    rw_i = max(multiple, math.floor(rw / multiple + 0.5) * multiple)
     return rh_i, rw_i
 
 

@@ -156,7 +156,6 @@ class Pipeline:
         if not reader.is_alive():  # never close a container another thread still decodes
             source.close()
         error = interrupted or writer.error or reader.error
-        seconds = time.perf_counter() - start
         if error is not None:
             partial = None
             try:
@@ -168,8 +167,8 @@ class Pipeline:
             error.partial_output = partial  # type: ignore[attr-defined]
             error.frames_done = counted  # type: ignore[attr-defined]
             raise error
-        out = sink.close()
-        return RunResult(counted, seconds, out, True)
+        out = sink.close()  # the encoder flush counts in the run's time
+        return RunResult(counted, time.perf_counter() - start, out, True)
 
     def _infer(self, q_in: queue.Queue, q_out: queue.Queue, filt: ChromaFilter,
                stop: threading.Event, live: bool) -> None:

@@ -127,6 +127,7 @@ def test_psnr(rng):
         (1080, 1920, 16, (192, 352)),
         (48, 64, 4, (64, 64)),
         (10, 10000, 16, (32, 8096)),
+        (336, 336, 21, (352, 352)),  # 336/32 = 10.5: halves round up, never below DeOldify's
     ],
 )
 def test_render_size_known(h, w, rf, expected):

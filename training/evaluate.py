@@ -79,6 +79,26 @@ def evaluate(colorizer: Colorizer, val: str | Path, chroma_mean: np.ndarray,
     return result
 
 
+def before_after_grid(colorizer: Colorizer, files: list[Path], path: Path,
+                      height: int = 192, with_truth: bool = True) -> None:
+    """Rows of gray | colourised (| ground truth) at a fixed height, saved as JPEG."""
+    import cv2
+
+    rows = []
+    for f in files:
+        rgb = load_rgb(f)
+        h, w = rgb.shape[:2]
+        rgb = cv2.resize(rgb, (round(w * height / h), height), interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(rgb, (round(1.5 * height), height), interpolation=cv2.INTER_AREA)
+        y = rgb_to_luma_u8(rgb)
+        cells = [np.repeat(y[..., None], 3, 2), colorizer.colorize(y)]
+        if with_truth:
+            cells.append(rgb)
+        rows.append(np.concatenate(cells, axis=1))
+    grid = np.concatenate(rows, axis=0)
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
 def _git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -130,6 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--card", type=Path)
+    ap.add_argument("--grid", type=Path, help="JPEG of val photos: gray | model | truth")
+    ap.add_argument("--old-grid", type=Path, help="JPEG of --old photos: gray | model")
+    ap.add_argument("--old", type=Path, help="folder of historical photos for --old-grid")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     t0 = time.perf_counter()
@@ -145,6 +168,11 @@ def main(argv: list[str] | None = None) -> None:
         a.json.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
     if a.card:
         update_card(a.card, colorizer.name, table)
+    if a.grid:
+        before_after_grid(colorizer, list_images(a.val)[::17][:12], a.grid)
+    if a.old_grid and a.old:
+        old = [p for p in list_images(a.old) if p.name.startswith(("ddcolor_", "msbop_old_w"))]
+        before_after_grid(colorizer, old[::3][:6], a.old_grid, with_truth=False)
 
 
 if __name__ == "__main__":

@@ -116,7 +116,8 @@ def _cmd_colorize(a: argparse.Namespace) -> int:
     if not a.quiet:
         console.print(f"colorized {result.frames} frames in {result.seconds:.1f} s "
                       f"({result.fps:.1f} fps) with {colorizer.name} at render factor "
-                      f"{colorizer.render_factor} -> {result.output}", highlight=False)
+                      f"{colorizer.render_factor} -> {result.output}", highlight=False,
+                      soft_wrap=True)
     return 0
 
 

@@ -66,6 +66,21 @@ def merge_luma_chroma(y: np.ndarray, chroma: np.ndarray) -> np.ndarray:
     return np.clip(ycbcr_to_rgb(ycc), 0.0, 1.0)
 
 
+def luma_to_unit(y: np.ndarray, full_range: bool = True) -> np.ndarray:
+    """Luma samples -> float32 full-range luma in [0, 1], the generator's input scale.
+
+    uint8 is 0..255 (``full_range``) or TV 16..235; uint16 is 0..65535; floats are clipped.
+    """
+    if y.dtype == np.uint8:
+        yf = y.astype(np.float32)
+        if full_range:
+            return yf * np.float32(1.0 / 255.0)
+        return np.clip((yf - 16.0) * np.float32(1.0 / 219.0), 0.0, 1.0)
+    if y.dtype == np.uint16:
+        return y.astype(np.float32) * np.float32(1.0 / 65535.0)
+    return np.clip(y.astype(np.float32), 0.0, 1.0)
+
+
 def limited_to_full_luma(y: np.ndarray) -> np.ndarray:
     """Expand TV-range luma (16..235) to full range (0..255) as uint8."""
     yf = (y.astype(np.float32) - 16.0) * (255.0 / 219.0)

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from .color import merge_luma_chroma_u8, rgb_to_luma_u8
+from .color import luma_to_unit, merge_luma_chroma_u8, rgb_to_luma_u8
 from .errors import ModelError
 from .networks import ChromaUNet
 from .weights import WeightsRecord, load_generator, resolve_model
@@ -43,15 +43,7 @@ def render_size(height: int, width: int, render_factor: int, multiple: int = 32)
 
 def render_input(luma: np.ndarray, rh: int, rw: int, full_range: bool = True) -> np.ndarray:
     """One luma frame -> float32 (rh, rw) full-range luma in [0, 1], the generator's input."""
-    small = cv2.resize(luma, (rw, rh), interpolation=cv2.INTER_AREA)
-    if small.dtype == np.uint8:
-        x = small.astype(np.float32)
-        if not full_range:
-            return np.clip((x - 16.0) * (1.0 / 219.0), 0.0, 1.0)
-        return x * (1.0 / 255.0)
-    if small.dtype == np.uint16:
-        return small.astype(np.float32) * (1.0 / 65535.0)
-    return np.clip(small.astype(np.float32), 0.0, 1.0)
+    return luma_to_unit(cv2.resize(luma, (rw, rh), interpolation=cv2.INTER_AREA), full_range)
 
 
 def pick_device(device: str = "auto") -> torch.device:

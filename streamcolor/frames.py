@@ -7,6 +7,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .color import luma_to_unit
+
 
 @dataclass
 class Frame:
@@ -41,11 +43,4 @@ class Frame:
 
     def model_luma(self) -> np.ndarray:
         """Full-range luma as float32 in [0, 1], what the generator takes."""
-        y = self.luma
-        if y.dtype == np.uint16:
-            return y.astype(np.float32) / 65535.0
-        yf = y.astype(np.float32)
-        if not self.full_range:
-            yf = (yf - 16.0) * (1.0 / 219.0)
-            return np.clip(yf, 0.0, 1.0)
-        return yf * (1.0 / 255.0)
+        return luma_to_unit(self.luma, self.full_range)

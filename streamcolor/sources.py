@@ -123,19 +123,19 @@ class FolderSource(Source):
 
 
 def _translate_av_error(e: Exception, label: str) -> Exception:
+    """One streamcolor error for an ``av.error`` raised while opening or decoding ``label``."""
     import av
 
-    if isinstance(e, av.error.FileNotFoundError):
+    reason = redact(getattr(e, "strerror", None) or str(e))  # str(e) may hold the raw URL
+    if isinstance(e, av.error.FileNotFoundError) and not is_url(label):
         return InputNotFoundError(f"{label}: no such file")
     if isinstance(e, av.error.PermissionError):
         return InvalidInputError(f"{label}: permission denied")
-    if isinstance(e, (av.error.ConnectionRefusedError, av.error.TimeoutError, OSError))\
-            and isinstance(e, av.error.FFmpegError) and is_url(label):
-        return InvalidInputError(f"{label}: cannot connect ({e.strerror or e})")
     if isinstance(e, av.error.InvalidDataError):
         return InvalidInputError(f"{label}: not a readable video (invalid or truncated data)")
-    msg = getattr(e, "strerror", None) or str(e)
-    return InvalidInputError(f"{label}: cannot read video ({redact(msg)})")
+    if is_url(label):
+        return InvalidInputError(f"{label}: cannot read the stream ({reason})")
+    return InvalidInputError(f"{label}: cannot read video ({reason})")
 
 
 def frame_luma(frame: object) -> tuple[np.ndarray, bool]:

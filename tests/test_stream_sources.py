@@ -53,3 +53,12 @@ def test_refused_stream_error_masks_password():
     msg = str(err.value)
     assert "hunter2" not in msg
     assert "admin:***@127.0.0.1" in msg
+
+
+def test_http_error_with_credentials_masks_password(http_server):
+    _, base = http_server
+    url = base.replace("http://", "http://viewer:s3cret@") + "/nothing.ts"
+    with pytest.raises(StreamcolorError) as err:
+        open_source(url)
+    msg = str(err.value)
+    assert "s3cret" not in msg and "viewer:***@" in msg and "nothing.ts" in msg

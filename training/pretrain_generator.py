@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from streamcolor.networks import create_generator
+from streamcolor.weights import load_checkpoint
 
 from .data import ImageBank, batches
 from .losses import FeatureLoss, rgb_to_ycbcr, ycbcr_to_rgb
@@ -64,6 +65,8 @@ class PretrainConfig:
     pretrained_encoder: bool = True
     feature_loss_pretrained: bool = True
     threads: int | None = None
+    init: str | None = None  # checkpoint whose generator weights start this run
+
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -121,6 +124,9 @@ def train(cfg: PretrainConfig) -> Path:
         weight_decay=cfg.weight_decay,
     )
     step = 0
+    if cfg.init:
+        model.load_state_dict(load_checkpoint(cfg.init)["model"])
+        log.info("initialised the generator from %s", cfg.init)
     state = run.load_state()
     if state is not None:
         model.load_state_dict(state["model"])
@@ -181,13 +187,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-images", type=int)
     ap.add_argument("--checkpoint-every", type=int, default=200)
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--init", help="start from this checkpoint's generator (fresh optimiser)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = PretrainConfig(
         train=a.train, run=a.run, arch=a.arch,
         phases=tuple(Phase.parse(t) for t in a.phases.split(",")), lr=a.lr,
         l1_weight=a.l1_weight, seed=a.seed, bf16=not a.no_bf16, max_images=a.max_images,
-        checkpoint_every=a.checkpoint_every, threads=a.threads,
+        checkpoint_every=a.checkpoint_every, threads=a.threads, init=a.init,
     )
     train(cfg)
 

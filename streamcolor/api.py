@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .colorizer import Colorizer
-from .errors import InvalidInputError, OutputError
+from .errors import OutputError
 from .pipeline import ChromaFilter, Pipeline, RunResult
 from .sinks import FolderSink, ImageSink, Sink, VideoSink
 from .sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FolderSource, Source, open_source
@@ -49,6 +49,8 @@ def check_output(source: Source, output: Path, overwrite: bool) -> str:
     src_path = source.info.path
     if src_path and not is_url(src_path) and _same_path(Path(src_path), output):
         raise OutputError(f"{output}: output is the input; refusing to overwrite it")
+    if kind == "video" and source.info.kind == "image":
+        raise OutputError(f"{output}: a single image cannot be written as a video")
     if kind == "image" and source.info.kind != "image":
         raise OutputError(f"{output}: an image output needs a single-image input "
                           f"({source.info.label} is a {source.info.kind})")
@@ -108,8 +110,6 @@ def colorize_path(
     source = open_source(input)
     try:
         kind = check_output(source, output, overwrite)
-        if kind == "video" and source.info.kind == "image":
-            raise OutputError(f"{output}: a single image cannot be written as a video")
         colorizer = colorizer or Colorizer()
         sink = make_sink(kind, source, output, encode or EncodeOptions())
     except BaseException:
@@ -117,7 +117,4 @@ def colorize_path(
         raise
     if on_start:
         on_start(source)
-    result = Pipeline(colorizer).run(source, sink, chroma_filter, progress)
-    if result.frames == 0:
-        raise InvalidInputError(f"{source.info.label}: zero frames")
-    return result
+    return Pipeline(colorizer).run(source, sink, chroma_filter, progress)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob as globmod
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -82,6 +82,12 @@ def read_image_luma(path: Path) -> np.ndarray:
     return rgb_to_luma_u8(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
 
 
+def image_files(paths: Iterable[Path]) -> list[Path]:
+    """The image files among ``paths``, in natural order of their names."""
+    return sorted((p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                  key=lambda p: natural_key(p.name))
+
+
 class ImageSource(Source):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -107,12 +113,9 @@ class FolderSource(Source):
             folder = Path(text)
             if not folder.is_dir():
                 raise InputNotFoundError(f"{folder}: no such folder")
-            files = [p for p in folder.iterdir()]
+            files = list(folder.iterdir())
             label = str(folder)
-        self.files = sorted(
-            (p for p in files if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-            key=lambda p: natural_key(p.name),
-        )
+        self.files = image_files(files)
         if not self.files:
             raise InvalidInputError(f"{label}: no image files (zero frames)")
         self.info = SourceInfo("folder", label, frame_count=len(self.files), path=label)
@@ -188,10 +191,6 @@ class VideoSource(Source):
             self.stream.time_base, path=path, live=live,
         )
 
-    @property
-    def has_audio(self) -> bool:
-        return bool(self.container.streams.audio)
-
     def __iter__(self) -> Iterator[Frame]:
         import av
 
@@ -208,7 +207,7 @@ class VideoSource(Source):
                     pts = last_pts + 1  # the encoder needs strictly increasing pts
                 last_pts = pts
                 yield Frame(luma, index, pts, self.stream.time_base, full,
-                            extra={"colorspace": vf.colorspace, "color_range": vf.color_range})
+                            extra={"colorspace": vf.colorspace})
                 index += 1
         except av.error.FFmpegError as e:
             raise _translate_av_error(e, self.label) from None

@@ -15,16 +15,14 @@ import cv2
 import numpy as np
 import torch
 
-from streamcolor.sources import IMAGE_SUFFIXES, natural_key
+from streamcolor.sources import image_files
 
 log = logging.getLogger(__name__)
 
 
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
-    files = sorted(
-        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key
-    )
+    files = image_files(folder.iterdir())
     if not files:
         raise FileNotFoundError(f"{folder}: no images found")
     return files

@@ -86,10 +86,7 @@ def before_after_grid(colorizer: Colorizer, files: list[Path], path: Path,
 
     rows = []
     for f in files:
-        rgb = load_rgb(f)
-        h, w = rgb.shape[:2]
-        rgb = cv2.resize(rgb, (round(w * height / h), height), interpolation=cv2.INTER_AREA)
-        rgb = cv2.resize(rgb, (round(1.5 * height), height), interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(load_rgb(f), (round(1.5 * height), height), interpolation=cv2.INTER_AREA)
         y = rgb_to_luma_u8(rgb)
         cells = [np.repeat(y[..., None], 3, 2), colorizer.colorize(y)]
         if with_truth:

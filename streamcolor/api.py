@@ -14,6 +14,7 @@ from .errors import OutputError
 from .pipeline import ChromaFilter, Pipeline, RunResult
 from .sinks import FolderSink, ImageSink, Sink, VideoSink
 from .sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FolderSource, Source, open_source
+from .temporal import DEFAULT_STRENGTH, make_chroma_filter
 from .urls import is_url
 
 log = logging.getLogger(__name__)
@@ -98,13 +99,16 @@ def colorize_path(
     overwrite: bool = False,
     encode: EncodeOptions | None = None,
     chroma_filter: ChromaFilter | None = None,
+    temporal_strength: float = DEFAULT_STRENGTH,
     progress: Callable[[int], None] | None = None,
     on_start: Callable[[Source], None] | None = None,
 ) -> RunResult:
     """Colourise ``input`` (image, folder/glob, video file, stream URL) into ``output``.
 
     The output kind follows its suffix: an image suffix writes one image, a video suffix a
-    video, anything else a folder of images (file names kept).
+    video, anything else a folder of images (file names kept).  Consecutive frames are
+    smoothed over time with ``temporal_strength`` (0 = per-frame output) unless a
+    ``chroma_filter`` is given.
     """
     output = Path(output)
     source = open_source(input)
@@ -112,6 +116,8 @@ def colorize_path(
         kind = check_output(source, output, overwrite)
         colorizer = colorizer or Colorizer()
         sink = make_sink(kind, source, output, encode or EncodeOptions())
+        if chroma_filter is None:
+            chroma_filter = make_chroma_filter(temporal_strength)
     except BaseException:
         source.close()
         raise

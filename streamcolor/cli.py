@@ -50,7 +50,22 @@ def _fraction(text: str) -> Fraction:
     return f
 
 
+def _strength(text: str) -> float:
+    from .temporal import MAX_STRENGTH
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= v <= MAX_STRENGTH:
+        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_STRENGTH}: {text!r}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .flow import PRESETS
+    from .temporal import DEFAULT_STRENGTH
+
     ap = argparse.ArgumentParser(prog="streamcolor", description="Colorize grayscale video, "
                                  "streams, frame sequences and photos.")
     ap.add_argument("-v", "--verbose", action="count", default=0)
@@ -68,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     c.add_argument("--threads", type=int, default=None,
                    help="CPU threads for the model (default: all cores)")
+    c.add_argument("--temporal-strength", type=_strength, default=DEFAULT_STRENGTH,
+                   help="flicker suppression: weight of the motion-compensated past chroma "
+                   f"where motion is reliable (0 = per-frame, default {DEFAULT_STRENGTH})")
     c.add_argument("--codec", default=None, help="video codec (default libx264; vp9 for .webm)")
     c.add_argument("--crf", type=int, default=18)
     c.add_argument("--preset", default="veryfast", help="x264/x265 preset")
@@ -75,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame rate when writing a frame folder as video (default 25)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+    e = sub.add_parser("eval", help="measure quality and flicker of a colorized video or "
+                       "frame folder (against ground truth when given)")
+    e.add_argument("output", help="colorized video file, folder or glob of frames")
+    e.add_argument("-r", "--reference", default=None,
+                   help="ground-truth colour video/frames (same frames): adds PSNR, SSIM and "
+                   "the colourfulness gap")
+    e.add_argument("--input", default=None,
+                   help="the grayscale input; optical flow for the warping error is computed on "
+                   "it (default: on the reference, else on the output's own luma)")
+    e.add_argument("--json", default=None, help="write metrics and per-frame series as JSON")
+    e.add_argument("--plot", default=None, help="write a PNG of per-frame flicker over time")
+    e.add_argument("--flow-preset", default="medium", choices=sorted(PRESETS))
+    e.add_argument("--no-ssim", action="store_true", help="skip SSIM (the slowest metric)")
 
     sub.add_parser("models", help="list the shipped models")
     return ap
@@ -109,7 +141,8 @@ def _cmd_colorize(a: argparse.Namespace) -> int:
 
     try:
         result = colorize_path(a.input, a.output, colorizer, overwrite=a.overwrite,
-                               encode=encode, progress=advance, on_start=on_start)
+                               encode=encode, temporal_strength=a.temporal_strength,
+                               progress=advance, on_start=on_start)
     finally:
         if progress is not None and started:
             progress.stop()
@@ -118,6 +151,23 @@ def _cmd_colorize(a: argparse.Namespace) -> int:
                       f"({result.fps:.1f} fps) with {colorizer.name} at render factor "
                       f"{colorizer.render_factor} -> {result.output}", highlight=False,
                       soft_wrap=True)
+    return 0
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .evaluation import evaluate_paths, plot_flicker, report_table, write_json
+
+    reports = evaluate_paths(a.output, a.reference, a.input, a.flow_preset, not a.no_ssim)
+    Console().print(report_table(reports, title=f"streamcolor eval: {a.output}"))
+    flow_on = a.input or a.reference or a.output
+    if a.json:
+        write_json(reports, a.json, {"output": a.output, "reference": a.reference,
+                                     "input": a.input, "flow": f"OpenCV DIS ({a.flow_preset}) "
+                                     f"on {flow_on}"})
+    if a.plot:
+        plot_flicker(reports, a.plot, title=Path(a.output).name)
     return 0
 
 
@@ -136,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.command == "colorize":
             return _cmd_colorize(a)
+        if a.command == "eval":
+            return _cmd_eval(a)
         if a.command == "models":
             return _cmd_models(a)
     except KeyboardInterrupt as e:

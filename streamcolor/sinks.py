@@ -60,9 +60,14 @@ def write_image_atomic(path: Path, rgb: np.ndarray) -> None:
     ok, buf = cv2.imencode(path.suffix, np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:
         raise OutputError(f"{path}: cannot encode an image of this type")
+    write_bytes_atomic(path, buf.tobytes())
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a temporary file beside ``path``, then rename it over ``path``."""
     tmp = temp_path_for(path)
     try:
-        tmp.write_bytes(buf.tobytes())
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)

@@ -160,7 +160,10 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     from .evaluation import evaluate_paths, plot_flicker, report_table, write_json
 
     reports = evaluate_paths(a.output, a.reference, a.input, a.flow_preset, not a.no_ssim)
-    Console().print(report_table(reports, title=f"streamcolor eval: {a.output}"))
+    console = Console()
+    if not console.is_terminal:  # a pipe or file gets the whole table, not 80 columns
+        console = Console(width=160)
+    console.print(report_table(reports, title=f"streamcolor eval: {a.output}"))
     flow_on = a.input or a.reference or a.output
     if a.json:
         write_json(reports, a.json, {"output": a.output, "reference": a.reference,

@@ -50,8 +50,11 @@ def _finite(v: object) -> object:
 class SequenceMeter:
     """Accumulates the metrics of one frame sequence, frame by frame."""
 
-    def __init__(self, name: str, with_ssim: bool = True) -> None:
+    def __init__(self, name: str, with_ssim: bool = True, label: str | None = None,
+                 reference_label: str = "the reference") -> None:
         self.name = name
+        self.label = label or name
+        self.reference_label = reference_label
         self.with_ssim = with_ssim
         self.cdc = CDCMeter()
         self.frames = 0
@@ -63,8 +66,9 @@ class SequenceMeter:
     def add(self, rgb: np.ndarray, pair: FlowPair | None,
             reference: np.ndarray | None = None) -> None:
         if reference is not None and reference.shape != rgb.shape:
-            raise InvalidInputError(f"{self.name}: frame {self.frames} is "
-                                    f"{rgb.shape[1]}x{rgb.shape[0]}, the reference's is "
+            raise InvalidInputError(f"{self.label}: frame {self.frames} is "
+                                    f"{rgb.shape[1]}x{rgb.shape[0]}, but in "
+                                    f"{self.reference_label} it is "
                                     f"{reference.shape[1]}x{reference.shape[0]}")
         cf = colorfulness(rgb)
         self.series["colorfulness"].append(cf)
@@ -123,7 +127,8 @@ def evaluate_sequences(candidates: Mapping[str, Iterable[np.ndarray]],
         its["reference"] = iter(reference)
     if inputs is not None:
         its["input"] = iter(inputs)
-    meters = {n: SequenceMeter(n, with_ssim) for n in names}
+    meters = {n: SequenceMeter(n, with_ssim, labels.get(n),
+                               labels.get("reference", "the reference")) for n in names}
     if reference is not None:
         meters["reference"] = SequenceMeter("reference", with_ssim=False)
     pairs = FlowPairs(flow_preset)
@@ -174,7 +179,8 @@ def evaluate_paths(output: str | Path, reference: str | Path | None = None,
 COLUMNS = [("frames", "frames", "{}"), ("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"),
            ("colorfulness", "colourful.", "{:.1f}"), ("colorfulness_gap", "|Δcolourful.|",
                                                       "{:.1f}"),
-           ("cdc", "CDC", "{:.5f}"), ("warp_error", "warp err", "{:.5f}")]
+           ("cdc", "CDC", "{:.4g}"), ("warp_error", "warp err", "{:.4g}"),
+           ("cuts", "cuts skipped", "{}")]
 
 
 def report_table(reports: Mapping[str, SequenceReport], title: str | None = None) -> object:

@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-ssim", action="store_true", help="skip SSIM (the slowest metric)")
 
     sub.add_parser("models", help="list the shipped models")
+    sub.add_parser("train", help="NoGAN training stages (streamcolor train -h)",
+                   add_help=False)
     return ap
 
 
@@ -184,6 +186,11 @@ def _cmd_models(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "train":  # its own parser, in the training package
+        from training.cli import main as train_main
+
+        return train_main(args[1:])
     a = build_parser().parse_args(argv)
     _setup_logging(a.verbose, getattr(a, "quiet", False))
     try:

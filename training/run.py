@@ -46,12 +46,20 @@ class RunDir:
                 w.writeheader()
             w.writerow(row)
 
-    def save_state(self, state: dict[str, Any], snapshot: str | None = None) -> None:
+    def save_state(self, state: dict[str, Any], snapshot: str | None = None,
+                   snapshot_state: dict[str, Any] | None = None) -> None:
+        """Atomically replace ``checkpoint.pt``; ``snapshot`` also keeps ``snapshot_state``
+        (default: the whole state) under that file name."""
         tmp = self.checkpoint.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint)
         if snapshot:
-            torch.save(state, self.path / snapshot)
+            tmp = self.path / (snapshot + ".tmp")
+            torch.save(snapshot_state if snapshot_state is not None else state, tmp)
+            os.replace(tmp, self.path / snapshot)
+
+    def snapshots(self, prefix: str = "ckpt_") -> list[Path]:
+        return sorted(self.path.glob(f"{prefix}*.pt"))
 
     def load_state(self) -> dict[str, Any] | None:
         return load_checkpoint(self.checkpoint) if self.checkpoint.exists() else None

@@ -1,14 +1,30 @@
-"""Generator (and, later, critic) networks and their registry."""
+"""Generator and critic networks and their registry."""
 
-from .registry import create_generator, generator_config, list_generators, register_generator
+from .critic import CriticConfig, PatchCritic
+from .registry import (
+    create_critic,
+    create_generator,
+    critic_config,
+    generator_config,
+    list_critics,
+    list_generators,
+    register_critic,
+    register_generator,
+)
 from .unet import ChromaUNet, GeneratorConfig, prepare_for_inference
 
 __all__ = [
     "ChromaUNet",
+    "CriticConfig",
     "GeneratorConfig",
+    "PatchCritic",
+    "create_critic",
     "create_generator",
+    "critic_config",
     "generator_config",
+    "list_critics",
     "list_generators",
     "prepare_for_inference",
+    "register_critic",
     "register_generator",
 ]

@@ -1,13 +1,16 @@
-"""Registry of named generator architectures (timm ``_registry`` style), with tiny test variants."""
+"""Registry of named generator and critic architectures (timm ``_registry`` style), each with a
+tiny variant for tests."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from ..errors import ModelError
+from .critic import CriticConfig, PatchCritic
 from .unet import ChromaUNet, GeneratorConfig
 
 _GENERATORS: dict[str, GeneratorConfig] = {}
+_CRITICS: dict[str, CriticConfig] = {}
 
 
 def register_generator(config: GeneratorConfig) -> GeneratorConfig:
@@ -47,3 +50,30 @@ register_generator(
     GeneratorConfig(name="unet_tiny", encoder="tiny", middle=16, decoder=(16, 16, 8, 8),
                     attention=True)
 )
+
+
+def register_critic(config: CriticConfig) -> CriticConfig:
+    if config.name in _CRITICS:
+        raise ValueError(f"critic {config.name!r} is already registered")
+    _CRITICS[config.name] = config
+    return config
+
+
+def list_critics() -> list[str]:
+    return sorted(_CRITICS)
+
+
+def critic_config(name: str) -> CriticConfig:
+    try:
+        return _CRITICS[name]
+    except KeyError:
+        known = ", ".join(list_critics())
+        raise ModelError(f"unknown critic architecture {name!r} (known: {known})") from None
+
+
+def create_critic(name: str) -> PatchCritic:
+    return PatchCritic(critic_config(name))
+
+
+register_critic(CriticConfig(name="critic_patch", nf=64, n_blocks=3, dropout=0.15))
+register_critic(CriticConfig(name="critic_tiny", nf=8, n_blocks=1, dropout=0.15))

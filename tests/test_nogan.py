@@ -1,0 +1,183 @@
+"""NoGAN stages 2-4 with tiny configs: critic registry and learning, every stage end to end
+with resume, the inflection metrics and the selection rule."""
+
+from __future__ import annotations
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from scenes import texture
+
+from streamcolor.errors import ModelError
+from streamcolor.metrics import feature_stats, frechet_distance, orange_share
+from streamcolor.networks import create_critic, list_critics
+from training.gan import (
+    CriticConfig,
+    GanConfig,
+    RenderConfig,
+    critic_loss,
+    pretrain_critic,
+    render,
+    train_gan,
+)
+from training.inflection import CheckpointMetrics, evaluate_run, select
+from training.pretrain_generator import Phase, PretrainConfig
+from training.pretrain_generator import train as pretrain
+
+
+def colourful(seed: int, h: int = 72, w: int = 96) -> np.ndarray:
+    """A textured image with saturated colour regions (uint8 RGB)."""
+    rng = np.random.default_rng(seed)
+    y = texture(h, w, seed)
+    img = np.stack([y, y, y], axis=-1)
+    for _ in range(3):
+        y0, x0 = rng.integers(0, h // 2), rng.integers(0, w // 2)
+        img[y0:y0 + h // 2, x0:x0 + w // 2] *= rng.uniform(0.3, 1.3, 3)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nogan_data")
+    for split, n, offset in (("train", 8, 0), ("val", 3, 100)):
+        (root / split).mkdir()
+        for i in range(n):
+            cv2.imwrite(str(root / split / f"img{i}.png"), colourful(offset + i)[..., ::-1])
+    return root
+
+
+def test_critic_registry():
+    assert {"critic_patch", "critic_tiny"} <= set(list_critics())
+    c = create_critic("critic_tiny")
+    out = c(torch.rand(2, 3, 64, 64))
+    assert out.shape[0] == 2 and out.ndim == 2 and out.shape[1] > 1  # a map of patches
+    with pytest.raises(ModelError):
+        create_critic("nope")
+
+
+def test_critic_learns_to_separate_real_from_fake():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+
+    def batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        real = torch.from_numpy(np.stack([colourful(int(s), 32, 32)
+                                          for s in rng.integers(0, 10_000, n)]))
+        real = real.permute(0, 3, 1, 2).float() / 255
+        fake = real.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)  # "colourised" = gray
+        return real, fake.contiguous()
+
+    critic = create_critic("critic_tiny")
+    opt = torch.optim.Adam(critic.parameters(), lr=2e-3, betas=(0.0, 0.9))
+    for _ in range(60):
+        loss, _ = critic_loss(critic, *batch(8))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    critic.eval()
+    with torch.no_grad():
+        loss, acc = critic_loss(critic, *batch(32))
+    assert acc > 0.9 and loss.item() < 0.4
+
+
+def test_every_stage_runs_and_resumes(data, tmp_path):
+    torch.manual_seed(0)
+    train, val = str(data / "train"), str(data / "val")
+    g1 = tmp_path / "g1"
+    pretrain(PretrainConfig(train=train, run=str(g1), arch="unet_tiny",
+                            phases=(Phase(64, 4, 3, True),), pretrained_encoder=False,
+                            feature_loss_pretrained=False, bf16=False, checkpoint_every=1))
+    fakes = render(RenderConfig(train=train, generator=str(g1 / "checkpoint.pt"),
+                                run=str(tmp_path / "r1"), size=64, count=8, batch=4,
+                                bf16=False))
+    assert np.load(fakes).shape == (8, 64, 64, 3)
+    crit = pretrain_critic(CriticConfig(train=train, fakes=str(fakes),
+                                        run=str(tmp_path / "c1"), arch="critic_tiny", size=64,
+                                        batch=4, steps=3))
+
+    def gan(run: str, steps: int) -> dict:
+        train_gan(GanConfig(train=train, generator=str(g1 / "checkpoint.pt"),
+                            critic=str(crit), run=run, critic_arch="critic_tiny", size=64,
+                            batch=4, steps=steps, snapshot_images=4, bf16=False,
+                            feature_loss_pretrained=False, critic_threshold=10.0,
+                            checkpoint_every=2, log_every=1))
+        return torch.load(f"{run}/checkpoint.pt", weights_only=True)
+
+    # a run killed after 4 steps and resumed to 8 ends exactly where an 8-step run ends
+    gan(str(tmp_path / "gan_a"), 4)
+    resumed = gan(str(tmp_path / "gan_a"), 8)
+    straight = gan(str(tmp_path / "gan_b"), 8)
+    assert resumed["step"] == straight["step"] == 8
+    for k, v in straight["modules"]["generator"].items():
+        torch.testing.assert_close(resumed["modules"]["generator"][k], v, msg=k)
+    with open(tmp_path / "gan_a" / "log.csv") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == list(range(1, 9))
+    # threshold 10: the critic always hands over, so modes alternate critic/generator
+    snaps = sorted((tmp_path / "gan_b").glob("ckpt_*.pt"))
+    assert [p.name for p in snaps] == [f"ckpt_{n:08d}.pt" for n in (4, 8, 12, 16)]
+
+    rows = evaluate_run(tmp_path / "gan_b", val, pretrained_features=False, render_factor=4)
+    assert [r.name for r in rows] == ["start"] + [p.name for p in snaps]
+    assert all(np.isfinite(r.psnr) and r.feature_distance >= 0 for r in rows)
+
+    from streamcolor import cli
+    from streamcolor.colorizer import Colorizer
+
+    code = cli.main(["train", "select", str(tmp_path / "gan_b"), "--val", val, "--name",
+                     "tinygan", "--out", str(tmp_path / "models"), "--render-factor", "4"])
+    assert code == 0
+    assert (tmp_path / "gan_b" / "inflection.png").exists()
+    c = Colorizer(str(tmp_path / "models" / "tinygan.safetensors"), precision="fp32",
+                  threads=1)
+    assert c.record.meta["recipe"]["stage"].startswith("NoGAN GAN phase")
+    assert c.colorize(np.zeros((32, 32), np.uint8)).shape == (32, 32, 3)
+
+
+def _row(name, images, psnr, fd, drift):
+    return CheckpointMetrics(name, images, psnr, 20.0, 5.0, fd, drift)
+
+
+def test_selection_rule_on_synthetic_curves():
+    start = _row("start", 0, 26.0, 10.0, 0.0)
+    # FD falls then rises; PSNR sags late; orange drift creeps up late.
+    curve = [(1, 25.95, 9.0, 0.000), (2, 25.8, 8.0, 0.001), (3, 25.7, 7.5, 0.002),
+             (4, 25.6, 6.0, 0.009),  # best FD so far, but orange drift over the bound
+             (5, 25.2, 5.0, 0.003),  # best FD overall, but PSNR 0.8 dB down
+             (6, 25.6, 8.5, 0.004)]  # later, worse again
+    rows = [_row(f"ckpt_{i}", i * 100, p, fd, d) for i, p, fd, d in curve]
+    assert select(rows, start).name == "ckpt_3"
+    assert select(rows, start, psnr_tolerance=1.0).name == "ckpt_5"
+    assert select(rows, start, drift_tolerance=0.01).name == "ckpt_4"
+    assert select([_row("ckpt_1", 100, 20.0, 1.0, 0.0)], start).name == "start"
+    # ties go to the earlier snapshot
+    tie = [_row("ckpt_1", 100, 26.0, 3.0, 0.0), _row("ckpt_2", 200, 26.0, 3.0, 0.0)]
+    assert select(tie, start).name == "ckpt_1"
+
+
+def test_frechet_distance_hand_values(rng):
+    # 1-D: (m1 - m2)^2 + (s1 - s2)^2
+    assert frechet_distance([0.0], [[4.0]], [1.0], [[1.0]], eps=0) == pytest.approx(2.0)
+    # diagonal: |dm|^2 + sum (sqrt(a) - sqrt(b))^2 = 2 + 1 + 4
+    assert frechet_distance(np.zeros(2), np.diag([4.0, 9.0]), np.ones(2), np.eye(2),
+                            eps=0) == pytest.approx(7.0)
+    # identical distributions: 0; general case against scipy's sqrtm
+    from scipy.linalg import sqrtm
+
+    a = rng.normal(size=(50, 4))
+    b = rng.normal(size=(60, 4)) * [1, 2, 0.5, 1] + 0.3
+    (m1, c1), (m2, c2) = feature_stats(a), feature_stats(b)
+    assert frechet_distance(m1, c1, m1, c1, eps=0) == pytest.approx(0.0, abs=1e-9)
+    ref = np.sum((m1 - m2) ** 2) + np.trace(c1 + c2 - 2 * np.real(sqrtm(c1 @ c2)))
+    assert frechet_distance(m1, c1, m2, c2, eps=0) == pytest.approx(ref, rel=1e-6)
+
+
+def test_orange_share_hand_values():
+    img = np.zeros((2, 2, 3), np.uint8)
+    img[0, 0] = (230, 120, 30)  # saturated orange: hue ~28 deg, s 0.87
+    img[0, 1] = (200, 160, 140)  # pale skin tone: s 0.3, not counted
+    img[1, 0] = (30, 120, 230)  # blue
+    img[1, 1] = (40, 20, 5)  # orange hue but too dark
+    assert orange_share(img) == 0.25

@@ -181,3 +181,34 @@ def test_orange_share_hand_values():
     img[1, 0] = (30, 120, 230)  # blue
     img[1, 1] = (40, 20, 5)  # orange hue but too dark
     assert orange_share(img) == 0.25
+
+
+def test_generator_pretraining_resumes_exactly(data, tmp_path, monkeypatch):
+    import training.pretrain_generator as stage1
+
+    cfg = dict(train=str(data / "train"), arch="unet_tiny",
+               phases=(Phase(64, 4, 2, True), Phase(64, 4, 3, False)),
+               pretrained_encoder=False, feature_loss_pretrained=False, bf16=False,
+               checkpoint_every=1, log_every=1)
+    real_loss = stage1.generator_loss
+    calls = []
+
+    def dies_at_step_4(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # killed inside the unfrozen phase
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(stage1, "generator_loss", dies_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(PretrainConfig(run=str(tmp_path / "a"), **cfg))
+    monkeypatch.setattr(stage1, "generator_loss", real_loss)
+    assert torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["step"] == 3
+    pretrain(PretrainConfig(run=str(tmp_path / "a"), **cfg))
+    pretrain(PretrainConfig(run=str(tmp_path / "b"), **cfg))
+    resumed = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    straight = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert resumed["step"] == straight["step"] == 5
+    assert resumed["extra"]["arch"] == "unet_tiny"
+    for k, v in straight["modules"]["generator"].items():
+        torch.testing.assert_close(resumed["modules"]["generator"][k], v, msg=k)

@@ -9,6 +9,8 @@ compared with the original colour image (full resolution, RGB 0..255):
 * PSNR and SSIM (RGB), mean over images;
 * colourfulness (Hasler & Süsstrunk) of outputs and ground truth, and the mean per-image
   |Δcolourfulness|;
+* feature distance: Fréchet distance between EfficientNet-Lite0 feature distributions of the
+  outputs and of the originals, and the orange drift (:mod:`training.inflection`);
 * baselines: *gray* (zero chroma, i.e. the input itself) and *mean chroma* (the training set's
   mean Cb/Cr added to every pixel).
 
@@ -31,7 +33,14 @@ import numpy as np
 
 from streamcolor.color import merge_luma_chroma_u8, rgb_to_luma_u8, rgb_to_ycbcr
 from streamcolor.colorizer import Colorizer
-from streamcolor.metrics import colorfulness, psnr, ssim
+from streamcolor.metrics import (
+    colorfulness,
+    feature_stats,
+    frechet_distance,
+    orange_share,
+    psnr,
+    ssim,
+)
 
 from .data import list_images, load_rgb
 
@@ -57,7 +66,11 @@ def _summary(rows: list[dict[str, float]]) -> dict[str, float]:
 def evaluate(colorizer: Colorizer, val: str | Path, chroma_mean: np.ndarray,
              limit: int | None = None) -> dict[str, dict[str, float]]:
     files = list_images(val)[:limit]
+    from .inflection import FeatureExtractor
+
+    extractor = FeatureExtractor()
     per: dict[str, list[dict[str, float]]] = {"model": [], "gray": [], "mean_chroma": []}
+    feats: dict[str, list[np.ndarray]] = {k: [] for k in (*per, "truth")}
     gt_cf = []
     for p in files:
         gt = load_rgb(p)
@@ -69,11 +82,19 @@ def evaluate(colorizer: Colorizer, val: str | Path, chroma_mean: np.ndarray,
         }
         cf_gt = colorfulness(gt)
         gt_cf.append(cf_gt)
+        orange_gt = orange_share(gt)
+        feats["truth"].append(extractor(gt))
         for k, out in outs.items():
             cf = colorfulness(out)
             per[k].append({"psnr": psnr(out, gt), "ssim": ssim(out, gt), "colorfulness": cf,
-                           "abs_dcolorfulness": abs(cf - cf_gt)})
+                           "abs_dcolorfulness": abs(cf - cf_gt),
+                           "orange_drift": orange_share(out) - orange_gt})
+            feats[k].append(extractor(out))
     result = {k: _summary(v) for k, v in per.items()}
+    truth_stats = feature_stats(np.stack(feats["truth"]))
+    for k in per:
+        result[k]["feature_distance"] = frechet_distance(*feature_stats(np.stack(feats[k])),
+                                                         *truth_stats)
     result["ground_truth"] = {"colorfulness": float(np.mean(gt_cf))}
     result["images"] = {"count": len(files)}
     return result
@@ -111,14 +132,16 @@ def markdown_table(name: str, res: dict[str, dict[str, float]]) -> str:
         f"render factor {res['meta']['render_factor']}, full resolution, RGB 0..255. "
         f"Ground-truth colourfulness {gt:.1f}.",
         "",
-        "| output | PSNR (dB) ↑ | SSIM ↑ | colourfulness | \\|Δcolourfulness\\| ↓ |",
-        "|---|---|---|---|---|",
+        "| output | PSNR (dB) ↑ | SSIM ↑ | colourfulness | \\|Δcolourfulness\\| ↓ | "
+        "feature distance ↓ | orange drift |",
+        "|---|---|---|---|---|---|---|",
     ]
     for k, label in (("model", f"**{name}**"), ("gray", "gray (input)"),
                      ("mean_chroma", "mean chroma")):
         r = res[k]
         lines.append(f"| {label} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['colorfulness']:.1f} | "
-                     f"{r['abs_dcolorfulness']:.1f} |")
+                     f"{r['abs_dcolorfulness']:.1f} | {r['feature_distance']:.3f} | "
+                     f"{100 * r['orange_drift']:+.2f} % |")
     lines.append("")
     lines.append(f"_Written by `python -m training.evaluate` at commit {res['meta']['commit']} "
                  f"on {res['meta']['date']} ({res['meta']['seconds']:.0f} s)._")

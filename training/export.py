@@ -49,10 +49,13 @@ def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor:
 def export(run: Path, name: str, out_dir: Path, render_factor: int,
            metrics: dict[str, Any] | None, notes: str = "") -> Path:
     """Export a stage-1 (pretrain_generator) run."""
+    from .gan import generator_weights
+
     state = load_checkpoint(run / "checkpoint.pt")
     config = json.loads((run / "config.json").read_text())
-    model = create_generator(state["arch"])
-    model.load_state_dict(state["model"])
+    arch, weights = generator_weights(run / "checkpoint.pt")
+    model = create_generator(arch)
+    model.load_state_dict(weights)
     recipe = {"stage": "NoGAN stage 1 (generator pretraining: feature loss + L1)",
               "steps": int(state["step"]), "phases": config.get("phases"),
               "lr": config.get("lr"), "l1_weight": config.get("l1_weight"),
@@ -61,7 +64,7 @@ def export(run: Path, name: str, out_dir: Path, render_factor: int,
     if metrics:
         kept = {k: metrics[k] for k in ("model", "gray", "mean_chroma", "ground_truth", "images")
                 if k in metrics}
-    return export_model(model, state["arch"], name, out_dir, render_factor, recipe,
+    return export_model(model, arch, name, out_dir, render_factor, recipe,
                         {"train": config.get("train")}, kept, notes)
 
 

@@ -2,7 +2,9 @@
 
 Progressive phases like DeOldify's (small crops first, larger later), the encoder frozen first
 and then unfrozen with a lower learning rate.  Resumable: rerunning the same command after a
-kill continues from ``RUN_DIR/checkpoint.pt``.
+kill continues from ``RUN_DIR/checkpoint.pt`` (the loop and checkpoint format are the ones
+every stage shares; stage-1 checkpoints written before that, with a top-level ``model`` key,
+still load as generators everywhere but cannot be resumed).
 
     python -m training.pretrain_generator --train ../shared/data/train --run runs/base \
         --phases 128:16:3000:frozen,128:16:2000:unfrozen
@@ -13,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from streamcolor.networks import create_generator
-from streamcolor.weights import load_checkpoint
 
 from .data import ImageBank, batches
+from .loop import LoopState, run_loop
 from .losses import FeatureLoss, rgb_to_ycbcr, ycbcr_to_rgb
 from .run import RunDir
 
@@ -108,6 +109,7 @@ def generator_loss(model, feat_loss: FeatureLoss, rgb: torch.Tensor, cfg: Pretra
 
 
 def train(cfg: PretrainConfig) -> Path:
+    """Run (or resume) stage 1 through the loop every stage shares (:mod:`training.loop`)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -123,53 +125,39 @@ def train(cfg: PretrainConfig) -> Path:
         ],
         weight_decay=cfg.weight_decay,
     )
-    step = 0
-    if cfg.init:
-        model.load_state_dict(load_checkpoint(cfg.init)["model"])
+    if cfg.init and not run.checkpoint.exists():
+        from .gan import generator_weights
+
+        model.load_state_dict(generator_weights(cfg.init)[1])
         log.info("initialised the generator from %s", cfg.init)
-    state = run.load_state()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        log.info("resumed %s at step %d", run.path, step)
     bank = ImageBank(cfg.train, max_short_side=256, limit=cfg.max_images)
     total = sum(p.steps for p in cfg.phases)
-    t0 = time.perf_counter()
-    seen = 0
-    while step < total:
-        pi, sp = phase_at(cfg.phases, step)
+
+    def step(state: LoopState) -> dict[str, float]:
+        state.extra["arch"] = cfg.arch
+        pi, sp = phase_at(cfg.phases, state.step)
         phase = cfg.phases[pi]
-        stream = batches(bank, phase.size, phase.batch, cfg.seed, start_step=step)
         model.train()
         for p in model.encoder_parameters():
             p.requires_grad_(not phase.frozen_encoder)
         if phase.frozen_encoder:
             model.encoder.eval()  # frozen BN statistics too
-        while sp < phase.steps:
-            rgb = next(stream)
-            f = lr_factor(sp, phase.steps)
-            opt.param_groups[0]["lr"] = cfg.lr * f
-            enc_lr = 0.0 if phase.frozen_encoder else cfg.lr * cfg.encoder_lr_ratio * f
-            opt.param_groups[1]["lr"] = enc_lr
-            loss, parts = generator_loss(model, feat_loss, rgb, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            step += 1
-            sp += 1
-            seen += rgb.shape[0]
-            if step % cfg.log_every == 0 or step == total:
-                dt = time.perf_counter() - t0
-                row = {"step": step, "phase": pi, "size": phase.size, "loss": round(loss.item(), 5),
-                       **{k: round(v, 5) for k, v in parts.items()},
-                       "lr": opt.param_groups[0]["lr"], "img_per_s": round(seen / dt, 2)}
-                run.log(row)
-                log.info("%s", row)
-            if step % cfg.checkpoint_every == 0 or sp == phase.steps:
-                run.save_state({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                "step": step, "arch": cfg.arch})
+        rgb = next(batches(bank, phase.size, phase.batch, cfg.seed, start_step=state.step))
+        f = lr_factor(sp, phase.steps)
+        opt.param_groups[0]["lr"] = cfg.lr * f
+        opt.param_groups[1]["lr"] = 0.0 if phase.frozen_encoder else \
+            cfg.lr * cfg.encoder_lr_ratio * f
+        loss, parts = generator_loss(model, feat_loss, rgb, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        state.images += rgb.shape[0]
+        return {"phase": pi, "size": phase.size, "loss": loss.item(), **parts,
+                "lr": opt.param_groups[0]["lr"]}
+
+    run_loop(run, {"generator": model}, {"generator": opt}, step, total,
+             log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every)
     return run.checkpoint
 
 

@@ -212,3 +212,27 @@ def test_generator_pretraining_resumes_exactly(data, tmp_path, monkeypatch):
     assert resumed["extra"]["arch"] == "unet_tiny"
     for k, v in straight["modules"]["generator"].items():
         torch.testing.assert_close(resumed["modules"]["generator"][k], v, msg=k)
+
+
+def test_cycles_repeat_critic_pretraining_and_gan(data, tmp_path):
+    from training.gan import cycle
+
+    train = str(data / "train")
+    pretrain(PretrainConfig(train=train, run=str(tmp_path / "g"), arch="unet_tiny",
+                            phases=(Phase(64, 4, 1, True),), pretrained_encoder=False,
+                            feature_loss_pretrained=False, bf16=False))
+    last = cycle(train, str(tmp_path / "g" / "checkpoint.pt"), str(tmp_path / "art"), 2,
+                 {"size": 64, "count": 8, "batch": 4, "bf16": False},
+                 {"arch": "critic_tiny", "size": 64, "batch": 4, "steps": 2},
+                 {"critic_arch": "critic_tiny", "size": 64, "batch": 4, "steps": 2,
+                  "bf16": False, "feature_loss_pretrained": False, "snapshot_images": 4})
+    assert last == tmp_path / "art" / "cycle_2" / "gan"
+    for n in (1, 2):
+        for stage in ("render", "critic", "gan"):
+            assert (tmp_path / "art" / f"cycle_{n}" / stage / "config.json").exists()
+    import json
+
+    c2 = json.loads((tmp_path / "art" / "cycle_2" / "critic" / "config.json").read_text())
+    g2 = json.loads((tmp_path / "art" / "cycle_2" / "gan" / "config.json").read_text())
+    assert c2["init"] == g2["generator"] == str(tmp_path / "art" / "cycle_1" / "gan" /
+                                                "checkpoint.pt")

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     _gan_args(y)
     y.add_argument("--generator", required=True)
     y.add_argument("--cycles", type=int, default=3)
+    y.add_argument("--critic", default=None,
+                   help="checkpoint whose critic the first cycle continues from")
     y.add_argument("--render-count", type=int, default=2000)
     y.add_argument("--critic-steps", type=int, default=500)
 
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                   {"count": a.render_count, "size": min(a.size, 128),
                    "max_images": a.max_images},
                   {"arch": a.critic_arch, "steps": a.critic_steps, "size": min(a.size, 128),
-                   "max_images": a.max_images}, kw)
+                   "max_images": a.max_images}, kw, critic_init=a.critic)
     elif a.stage == "select":
         select_main(a)
     return 0

@@ -270,21 +270,26 @@ def train_gan(cfg: GanConfig, bank: ImageBank | None = None) -> Path:
 
 # ----------------------------------------------------------------------------- cycles
 def cycle(train: str, generator: str, run: str, cycles: int, render_cfg: dict[str, Any],
-          critic_cfg: dict[str, Any], gan_cfg: dict[str, Any],
+          critic_cfg: dict[str, Any], gan_cfg: dict[str, Any], critic_init: str | None = None,
           bank: ImageBank | None = None) -> Path:
     """Repeat critic pretraining (on the current generator's outputs) + GAN ``cycles`` times;
-    each cycle lives in ``RUN/cycle_N/{render,critic,gan}``.  Returns the last GAN run."""
+    each cycle lives in ``RUN/cycle_N/{render,critic,gan}``.  The critic continues from
+    ``critic_init`` (e.g. the previous GAN run's checkpoint), later cycles from the previous
+    cycle's.  Returns the last GAN run."""
     bank = bank or ImageBank(train, limit=render_cfg.get("max_images"))
     current = generator
+    critic_from = critic_init
     gan_dir = Path(run)
     for n in range(1, cycles + 1):
         base = Path(run) / f"cycle_{n}"
         fakes = render(RenderConfig(train=train, generator=current, run=str(base / "render"),
                                     **render_cfg), bank)
         crit = pretrain_critic(CriticConfig(train=train, fakes=str(fakes),
-                                            run=str(base / "critic"), **critic_cfg), bank)
+                                            run=str(base / "critic"), init=critic_from,
+                                            **critic_cfg), bank)
         gan_dir = base / "gan"
         train_gan(GanConfig(train=train, generator=current, critic=str(crit), run=str(gan_dir),
                             **gan_cfg), bank)
         current = str(gan_dir / "checkpoint.pt")
+        critic_from = current
     return gan_dir

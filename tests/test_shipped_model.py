@@ -15,10 +15,13 @@ from streamcolor.weights import DEFAULT_MODEL, list_models, read_metadata
 VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "val"
 
 
-def test_default_model_is_shipped_and_verified():
-    records = list_models()
-    assert DEFAULT_MODEL in records
-    rec = records[DEFAULT_MODEL]
+def test_default_model_is_shipped():
+    assert DEFAULT_MODEL in list_models()
+
+
+@pytest.mark.parametrize("name", sorted(list_models()))
+def test_shipped_models_are_verified_and_self_describing(name):
+    rec = list_models()[name]
     rec.verify()  # sha256 of the file matches models.json
     assert rec.path.stat().st_size <= 30 * 1024 * 1024
     meta = read_metadata(rec.path)

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--psnr-tolerance", type=float, default=0.5)
     s.add_argument("--drift-tolerance", type=float, default=0.005)
     s.add_argument("--no-export", action="store_true", help="only measure and report")
+    s.add_argument("--metrics", type=Path, default=None,
+                   help="JSON from 'python -m training.evaluate' of the selected model, kept "
+                   "in its metadata (model card numbers)")
     s.add_argument("--threads", type=int, default=None)
     return ap
 
@@ -175,6 +178,10 @@ def select_main(a: argparse.Namespace) -> None:
                                     "PSNR and orange-drift tolerances of the start"}}
     metrics = {"selection": doc["selected"], "start": asdict(start),
                "val": str(a.val), "val_images": a.limit}
+    if a.metrics:
+        full = json.loads(a.metrics.read_text())
+        metrics.update({k: full[k] for k in ("model", "gray", "mean_chroma", "ground_truth",
+                                             "images") if k in full})
     out = export_model(model, arch, a.name, a.out or models_dir(), a.render_factor, recipe,
                        {"train": config.get("train")}, metrics)
     print(f"exported {out}")

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 INDEX_NAME = "models.json"
-DEFAULT_MODEL = "base"
+DEFAULT_MODEL = "stable"
 
 
 def models_dir() -> Path:

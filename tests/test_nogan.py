@@ -152,6 +152,10 @@ def test_selection_rule_on_synthetic_curves():
     assert select(rows, start, psnr_tolerance=1.0).name == "ckpt_5"
     assert select(rows, start, drift_tolerance=0.01).name == "ckpt_4"
     assert select([_row("ckpt_1", 100, 20.0, 1.0, 0.0)], start).name == "start"
+    # the drift bound is against the truth, not the (undersaturated) start
+    pale = _row("start", 0, 26.0, 10.0, -0.05)
+    assert select([_row("ckpt_1", 100, 25.9, 9.0, -0.02)], pale).name == "ckpt_1"
+    assert select([_row("ckpt_1", 100, 25.9, 9.0, 0.006)], pale).name == "start"
     # ties go to the earlier snapshot
     tie = [_row("ckpt_1", 100, 26.0, 3.0, 0.0), _row("ckpt_2", 200, 26.0, 3.0, 0.0)]
     assert select(tie, start).name == "ckpt_1"

@@ -100,16 +100,17 @@ def evaluate(colorizer: Colorizer, val: str | Path, chroma_mean: np.ndarray,
     return result
 
 
-def before_after_grid(colorizer: Colorizer, files: list[Path], path: Path,
+def before_after_grid(colorizers: Colorizer | list[Colorizer], files: list[Path], path: Path,
                       height: int = 192, with_truth: bool = True) -> None:
-    """Rows of gray | colourised (| ground truth) at a fixed height, saved as JPEG."""
+    """Rows of gray | each model's colourisation (| ground truth) at a fixed height (JPEG)."""
     import cv2
 
     rows = []
     for f in files:
         rgb = cv2.resize(load_rgb(f), (round(1.5 * height), height), interpolation=cv2.INTER_AREA)
         y = rgb_to_luma_u8(rgb)
-        cells = [np.repeat(y[..., None], 3, 2), colorizer.colorize(y)]
+        models = colorizers if isinstance(colorizers, list) else [colorizers]
+        cells = [np.repeat(y[..., None], 3, 2), *(c.colorize(y) for c in models)]
         if with_truth:
             cells.append(rgb)
         rows.append(np.concatenate(cells, axis=1))
@@ -173,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--grid", type=Path, help="JPEG of val photos: gray | model | truth")
     ap.add_argument("--old-grid", type=Path, help="JPEG of --old photos: gray | model")
     ap.add_argument("--old", type=Path, help="folder of historical photos for --old-grid")
+    ap.add_argument("--grid-models", default=None,
+                    help="comma list of models side by side in the grids (default: --model)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     t0 = time.perf_counter()
@@ -188,11 +191,13 @@ def main(argv: list[str] | None = None) -> None:
         a.json.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
     if a.card:
         update_card(a.card, colorizer.name, table)
+    grid_models = [Colorizer(m, render_factor=a.render_factor, precision=a.precision)
+                   for m in a.grid_models.split(",")] if a.grid_models else [colorizer]
     if a.grid:
-        before_after_grid(colorizer, list_images(a.val)[::17][:12], a.grid)
+        before_after_grid(grid_models, list_images(a.val)[::17][:12], a.grid)
     if a.old_grid and a.old:
         old = [p for p in list_images(a.old) if p.name.startswith(("ddcolor_", "msbop_old_w"))]
-        before_after_grid(colorizer, old[::3][:6], a.old_grid, with_truth=False)
+        before_after_grid(grid_models, old[::3][:6], a.old_grid, with_truth=False)
 
 
 if __name__ == "__main__":

@@ -240,3 +240,50 @@ def test_cycles_repeat_critic_pretraining_and_gan(data, tmp_path):
     g2 = json.loads((tmp_path / "art" / "cycle_2" / "gan" / "config.json").read_text())
     assert c2["init"] == g2["generator"] == str(tmp_path / "art" / "cycle_1" / "gan" /
                                                 "checkpoint.pt")
+
+
+def test_loop_shows_a_progress_bar_with_losses(tmp_path, monkeypatch):
+    import rich.progress
+
+    from training.loop import run_loop
+    from training.run import RunDir
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, *a, **k):
+            pass
+
+        def add_task(self, description, total, completed):
+            seen.append(("add", description, total, completed))
+            return 0
+
+        def update(self, task, completed, description):
+            seen.append(("update", description, completed))
+
+        def start(self):
+            pass
+
+        def stop(self):
+            seen.append(("stop",))
+
+    monkeypatch.setattr(rich.progress, "Progress", Recorder)
+    lin = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
+
+    def step(state):
+        loss = lin(torch.ones(1, 2)).pow(2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        state.images += 1
+        return {"loss": loss.item()}
+
+    state = run_loop(RunDir(tmp_path / "r"), {"m": lin}, {"m": opt}, step, 3, progress=True,
+                     label="demo", log_every=1)
+    assert state.step == 3
+    assert seen[0] == ("add", "demo", 3, 0) and seen[-1] == ("stop",)
+    updates = [u for u in seen if u[0] == "update"]
+    assert [u[2] for u in updates] == [1, 2, 3]
+    assert all(u[1].startswith("demo loss ") for u in updates)
+    assert (tmp_path / "r" / "log.csv").read_text().count("\n") == 4  # header + 3 steps

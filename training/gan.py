@@ -159,7 +159,7 @@ def pretrain_critic(cfg: CriticConfig, bank: ImageBank | None = None) -> Path:
         return {"critic_loss": loss.item(), "critic_acc": acc}
 
     run_loop(run, {"critic": critic}, {"critic": opt}, step, cfg.steps,
-             log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every)
+             log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every, label="critic")
     return run.checkpoint
 
 
@@ -264,7 +264,7 @@ def train_gan(cfg: GanConfig, bank: ImageBank | None = None) -> Path:
     run_loop(run, {"generator": gen, "critic": critic},
              {"generator": gen_opt, "critic": crit_opt}, step, cfg.steps,
              log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
-             snapshot=snapshot, snapshot_modules=("generator",))
+             snapshot=snapshot, snapshot_modules=("generator",), label="gan")
     return run.checkpoint
 
 

@@ -8,6 +8,7 @@ the same command continues from ``RUN_DIR/checkpoint.pt``.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,11 +33,12 @@ def run_loop(run: RunDir, modules: Mapping[str, torch.nn.Module],
              step: Callable[[LoopState], dict[str, float]], total_steps: int, *,
              log_every: int = 25, checkpoint_every: int = 200,
              snapshot: Callable[[LoopState], str | None] | None = None,
-             snapshot_modules: tuple[str, ...] = (), progress: bool = False,
+             snapshot_modules: tuple[str, ...] = (), progress: bool | None = None,
              label: str = "train") -> LoopState:
     """Run ``step`` until ``total_steps``; ``snapshot(state)`` may name a snapshot file to keep
     after a step (the GAN phase keeps many, to find the inflection point), holding only
-    ``snapshot_modules`` (default: all) and no optimiser state."""
+    ``snapshot_modules`` (default: all) and no optimiser state.  A rich progress bar with the
+    latest losses is shown when ``progress`` is True, or (None) when stderr is a terminal."""
     state = LoopState()
     saved = run.load_state()
     if saved is not None:
@@ -61,6 +63,8 @@ def run_loop(run: RunDir, modules: Mapping[str, torch.nn.Module],
                                        "extra": state.extra})
 
     bar = None
+    if progress is None:
+        progress = sys.stderr.isatty()
     if progress:
         from rich.progress import Progress
 

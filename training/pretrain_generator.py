@@ -157,7 +157,7 @@ def train(cfg: PretrainConfig) -> Path:
                 "lr": opt.param_groups[0]["lr"]}
 
     run_loop(run, {"generator": model}, {"generator": opt}, step, total,
-             log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every)
+             log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every, label="pretrain")
     return run.checkpoint
 
 

@@ -4,32 +4,54 @@ tiny variant for tests."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Generic, Protocol, TypeVar
 
 from ..errors import ModelError
 from .critic import CriticConfig, PatchCritic
 from .unet import ChromaUNet, GeneratorConfig
 
-_GENERATORS: dict[str, GeneratorConfig] = {}
-_CRITICS: dict[str, CriticConfig] = {}
+
+class _Named(Protocol):
+    name: str
 
 
-def register_generator(config: GeneratorConfig) -> GeneratorConfig:
-    if config.name in _GENERATORS:
-        raise ValueError(f"generator {config.name!r} is already registered")
-    _GENERATORS[config.name] = config
-    return config
+C = TypeVar("C", bound=_Named)
 
 
-def list_generators() -> list[str]:
-    return sorted(_GENERATORS)
+class Registry(Generic[C]):
+    """Named architecture configs of one kind ("generator", "critic")."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._configs: dict[str, C] = {}
+
+    def register(self, config: C) -> C:
+        if config.name in self._configs:
+            raise ValueError(f"{self.kind} {config.name!r} is already registered")
+        self._configs[config.name] = config
+        return config
+
+    def names(self) -> list[str]:
+        return sorted(self._configs)
+
+    def config(self, name: str) -> C:
+        try:
+            return self._configs[name]
+        except KeyError:
+            known = ", ".join(self.names())
+            raise ModelError(f"unknown {self.kind} architecture {name!r} (known: {known})"
+                             ) from None
 
 
-def generator_config(name: str) -> GeneratorConfig:
-    try:
-        return _GENERATORS[name]
-    except KeyError:
-        known = ", ".join(list_generators())
-        raise ModelError(f"unknown generator architecture {name!r} (known: {known})") from None
+GENERATORS: Registry[GeneratorConfig] = Registry("generator")
+CRITICS: Registry[CriticConfig] = Registry("critic")
+
+register_generator = GENERATORS.register
+list_generators = GENERATORS.names
+generator_config = GENERATORS.config
+register_critic = CRITICS.register
+list_critics = CRITICS.names
+critic_config = CRITICS.config
 
 
 def create_generator(
@@ -42,6 +64,10 @@ def create_generator(
     return ChromaUNet(cfg, pretrained_encoder=pretrained_encoder and cfg.encoder != "tiny")
 
 
+def create_critic(name: str) -> PatchCritic:
+    return PatchCritic(critic_config(name))
+
+
 register_generator(
     GeneratorConfig(name="unet_lite0", encoder="efficientnet-lite0", middle=256,
                     decoder=(160, 96, 64, 48), attention=True)
@@ -50,30 +76,5 @@ register_generator(
     GeneratorConfig(name="unet_tiny", encoder="tiny", middle=16, decoder=(16, 16, 8, 8),
                     attention=True)
 )
-
-
-def register_critic(config: CriticConfig) -> CriticConfig:
-    if config.name in _CRITICS:
-        raise ValueError(f"critic {config.name!r} is already registered")
-    _CRITICS[config.name] = config
-    return config
-
-
-def list_critics() -> list[str]:
-    return sorted(_CRITICS)
-
-
-def critic_config(name: str) -> CriticConfig:
-    try:
-        return _CRITICS[name]
-    except KeyError:
-        known = ", ".join(list_critics())
-        raise ModelError(f"unknown critic architecture {name!r} (known: {known})") from None
-
-
-def create_critic(name: str) -> PatchCritic:
-    return PatchCritic(critic_config(name))
-
-
 register_critic(CriticConfig(name="critic_patch", nf=64, n_blocks=3, dropout=0.15))
 register_critic(CriticConfig(name="critic_tiny", nf=8, n_blocks=1, dropout=0.15))

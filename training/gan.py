@@ -190,6 +190,12 @@ class GanConfig:
     checkpoint_every: int = 50
 
 
+# Every logged GAN row has the same columns (NaN where a mode has no value), so log.csv
+# stays one table.
+_GAN_ROW = dict.fromkeys(("mode", "critic_loss", "critic_acc", "gen_loss", "adv", "feature",
+                          "l1"), float("nan"))
+
+
 def gan_snapshot_every(cfg: GanConfig, n_images: int) -> int:
     if cfg.snapshot_images:
         return cfg.snapshot_images
@@ -232,7 +238,7 @@ def train_gan(cfg: GanConfig, bank: ImageBank | None = None) -> Path:
             crit_opt.step()
             if loss.item() < cfg.critic_threshold:
                 ex["gen_mode"] = True
-            return {"mode": 0.0, "critic_loss": loss.item(), "critic_acc": acc}
+            return {**_GAN_ROW, "mode": 0.0, "critic_loss": loss.item(), "critic_acc": acc}
         y = rgb_to_ycbcr(real)[:, :1]
         target = rgb_to_ycbcr(real)[:, 1:]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
@@ -251,8 +257,8 @@ def train_gan(cfg: GanConfig, bank: ImageBank | None = None) -> Path:
         gen_opt.step()
         ex["gen_mode"] = False  # one generator step, then back to the critic
         ex["gen_images"] += cfg.batch
-        return {"mode": 1.0, "gen_loss": loss.item(), "adv": adv.item(), "feature": fl.item(),
-                "l1": l1.item()}
+        return {**_GAN_ROW, "mode": 1.0, "gen_loss": loss.item(), "adv": adv.item(),
+                "feature": fl.item(), "l1": l1.item()}
 
     def snapshot(state: LoopState) -> str | None:
         ex = state.extra

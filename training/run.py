@@ -38,8 +38,15 @@ class RunDir:
         return json.loads(p.read_text()) if p.exists() else None
 
     def log(self, row: dict[str, Any]) -> None:
+        """Append a row to ``log.csv``; every row of a run must have the same columns."""
         p = self.path / "log.csv"
         new = not p.exists()
+        if not new:
+            with open(p, newline="") as f:
+                header = next(csv.reader(f), [])
+            if header != list(row):
+                raise ValueError(f"{p}: row columns {list(row)} differ from the header "
+                                 f"{header}")
         with open(p, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(row))
             if new:

@@ -31,7 +31,7 @@ from streamcolor.weights import load_checkpoint
 
 from .data import ImageBank, batches, random_crop, to_tensor
 from .loop import LoopState, run_loop
-from .losses import FeatureLoss, rgb_to_ycbcr, ycbcr_to_rgb
+from .losses import FeatureLoss, colorize_batch
 from .run import RunDir
 
 log = logging.getLogger(__name__)
@@ -51,14 +51,6 @@ def load_generator_from(path: str | Path, arch: str | None = None) -> torch.nn.M
     model = create_generator(arch or found)
     model.load_state_dict(weights)
     return model
-
-
-def colorize_rgb(model: torch.nn.Module, rgb: torch.Tensor, bf16: bool) -> torch.Tensor:
-    """Generator output for real RGB batches, as RGB (the input's luma + predicted chroma)."""
-    y = rgb_to_ycbcr(rgb)[:, :1]
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        chroma = model(y)
-    return ycbcr_to_rgb(torch.cat([y, chroma.float()], dim=1)).clamp(0, 1)
 
 
 # ----------------------------------------------------------------------------- render
@@ -91,7 +83,7 @@ def render(cfg: RenderConfig, bank: ImageBank | None = None) -> Path:
             n = min(cfg.batch, cfg.count - start)
             idx = rng.integers(0, len(bank), size=n)
             rgb = to_tensor([random_crop(bank.images[i], cfg.size, rng) for i in idx])
-            fake = colorize_rgb(model, rgb, cfg.bf16)
+            fake = colorize_batch(model, rgb, cfg.bf16)[2]
             fakes[start:start + n] = (fake.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(
                 np.uint8)
     tmp = run.path / "fakes.tmp.npy"
@@ -231,7 +223,7 @@ def train_gan(cfg: GanConfig, bank: ImageBank | None = None) -> Path:
         state.images += cfg.batch
         if not ex["gen_mode"]:
             with torch.no_grad():
-                fake = colorize_rgb(gen, real, cfg.bf16)
+                fake = colorize_batch(gen, real, cfg.bf16)[2]
             loss, acc = critic_loss(critic, real, fake)
             crit_opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -239,12 +231,7 @@ def train_gan(cfg: GanConfig, bank: ImageBank | None = None) -> Path:
             if loss.item() < cfg.critic_threshold:
                 ex["gen_mode"] = True
             return {**_GAN_ROW, "mode": 0.0, "critic_loss": loss.item(), "critic_acc": acc}
-        y = rgb_to_ycbcr(real)[:, :1]
-        target = rgb_to_ycbcr(real)[:, 1:]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            chroma = gen(y)
-        chroma = chroma.float()
-        fake = ycbcr_to_rgb(torch.cat([y, chroma], dim=1)).clamp(0, 1)
+        chroma, target, fake = colorize_batch(gen, real, cfg.bf16)
         logits = critic(fake)
         adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
         l1 = F.l1_loss(chroma, target)

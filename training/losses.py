@@ -22,6 +22,18 @@ def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,bjhw->bihw", _YCC2RGB.to(ycc), ycc)
 
 
+def colorize_batch(model: nn.Module, rgb: torch.Tensor, bf16: bool,
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The generator on the luma of real RGB batches: (predicted chroma, true chroma, RGB of
+    the input's luma with the predicted chroma, clamped to [0, 1]).  Every stage uses it."""
+    ycc = rgb_to_ycbcr(rgb)
+    y, target = ycc[:, :1], ycc[:, 1:]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        chroma = model(y)
+    chroma = chroma.float()
+    return chroma, target, ycbcr_to_rgb(torch.cat([y, chroma], dim=1)).clamp(0, 1)
+
+
 class FeatureLoss(nn.Module):
     """L1 between frozen ImageNet features of prediction and target (DeOldify used VGG16)."""
 

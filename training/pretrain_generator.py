@@ -26,7 +26,7 @@ from streamcolor.networks import create_generator
 
 from .data import ImageBank, batches
 from .loop import LoopState, run_loop
-from .losses import FeatureLoss, rgb_to_ycbcr, ycbcr_to_rgb
+from .losses import FeatureLoss, colorize_batch
 from .run import RunDir
 
 log = logging.getLogger(__name__)
@@ -95,13 +95,8 @@ def phase_at(phases: tuple[Phase, ...], step: int) -> tuple[int, int]:
 
 def generator_loss(model, feat_loss: FeatureLoss, rgb: torch.Tensor, cfg: PretrainConfig,
                    ) -> tuple[torch.Tensor, dict[str, float]]:
-    ycc = rgb_to_ycbcr(rgb)
-    y, target = ycc[:, :1], ycc[:, 1:]
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-        pred = model(y)
-    pred = pred.float()
+    pred, target, pred_rgb = colorize_batch(model, rgb, cfg.bf16)
     l1 = F.l1_loss(pred, target)
-    pred_rgb = ycbcr_to_rgb(torch.cat([y, pred], dim=1)).clamp(0, 1)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
         feat = feat_loss(pred_rgb, rgb)
     loss = cfg.l1_weight * l1 + cfg.feature_weight * feat.float()

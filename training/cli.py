@@ -153,7 +153,7 @@ def select_main(a: argparse.Namespace) -> None:
     from streamcolor.weights import models_dir
 
     from .export import export_model
-    from .gan import generator_weights, load_generator_from
+    from .gan import load_generator_from
     from .inflection import evaluate_run, report, select
 
     run = Path(a.run)
@@ -167,8 +167,8 @@ def select_main(a: argparse.Namespace) -> None:
         return
     config = json.loads((run / "config.json").read_text())
     path = config["generator"] if chosen.name == "start" else run / chosen.name
-    arch, _ = generator_weights(path)
     model = load_generator_from(path)
+    arch = model.config.name
     recipe = {"stage": "NoGAN GAN phase, inflection point selected by measurement",
               "steps": chosen.images, "checkpoint": chosen.name, "gan_run": str(run),
               "gan_config": config,

@@ -53,7 +53,7 @@ def export(run: Path, name: str, out_dir: Path, render_factor: int,
 
     state = load_checkpoint(run / "checkpoint.pt")
     config = json.loads((run / "config.json").read_text())
-    arch, weights = generator_weights(run / "checkpoint.pt")
+    arch, weights = generator_weights(state)
     model = create_generator(arch)
     model.load_state_dict(weights)
     recipe = {"stage": "NoGAN stage 1 (generator pretraining: feature loss + L1)",

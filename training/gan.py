@@ -37,9 +37,11 @@ from .run import RunDir
 log = logging.getLogger(__name__)
 
 
-def generator_weights(path: str | Path) -> tuple[str, dict[str, torch.Tensor]]:
-    """(arch, state dict) of a generator from any stage's checkpoint or snapshot."""
-    state = load_checkpoint(path)
+def generator_weights(checkpoint: str | Path | dict[str, Any],
+                      ) -> tuple[str, dict[str, torch.Tensor]]:
+    """(arch, state dict) of a generator from any stage's checkpoint or snapshot (a path, or
+    the checkpoint already loaded)."""
+    state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     if "modules" in state:
         arch = state.get("arch") or state.get("extra", {}).get("arch")
         return arch or "unet_lite0", state["modules"]["generator"]

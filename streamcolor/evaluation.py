@@ -64,7 +64,9 @@ class SequenceMeter:
                                                "psnr": [], "ssim": [], "colorfulness_gap": []}
 
     def add(self, rgb: np.ndarray, pair: FlowPair | None,
-            reference: np.ndarray | None = None) -> None:
+            reference: np.ndarray | None = None,
+            reference_colorfulness: float | None = None) -> None:
+        """One frame; ``reference_colorfulness`` saves recomputing it for each candidate."""
         if reference is not None and reference.shape != rgb.shape:
             raise InvalidInputError(f"{self.label}: frame {self.frames} is "
                                     f"{rgb.shape[1]}x{rgb.shape[0]}, but in "
@@ -81,7 +83,9 @@ class SequenceMeter:
             self.series["psnr"].append(psnr(rgb, reference))
             if self.with_ssim:
                 self.series["ssim"].append(ssim(rgb, reference))
-            self.series["colorfulness_gap"].append(abs(cf - colorfulness(reference)))
+            ref_cf = colorfulness(reference) if reference_colorfulness is None else \
+                reference_colorfulness
+            self.series["colorfulness_gap"].append(abs(cf - ref_cf))
         self._prev = rgb
         self.frames += 1
 
@@ -145,8 +149,9 @@ def evaluate_sequences(candidates: Mapping[str, Iterable[np.ndarray]],
         ref = got.get("reference")
         flow_src = got.get("input", ref if ref is not None else got[names[0]])
         pair = pairs.add(_luma(flow_src, labels.get("input", "input"), t))
+        ref_cf = colorfulness(ref) if ref is not None else None
         for n in names:
-            meters[n].add(got[n], pair, ref)  # type: ignore[arg-type]
+            meters[n].add(got[n], pair, ref, ref_cf)  # type: ignore[arg-type]
         if ref is not None:
             meters["reference"].add(ref, pair)
         t += 1

@@ -37,7 +37,7 @@ def output_kind(output: Path) -> str:
     return "folder"
 
 
-def _same_path(a: Path, b: Path) -> bool:
+def same_path(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()
     except OSError:
@@ -48,7 +48,7 @@ def check_output(source: Source, output: Path, overwrite: bool) -> str:
     """Validate the output against the input before anything is written; returns its kind."""
     kind = output_kind(output)
     src_path = source.info.path
-    if src_path and not is_url(src_path) and _same_path(Path(src_path), output):
+    if src_path and not is_url(src_path) and same_path(Path(src_path), output):
         raise OutputError(f"{output}: output is the input; refusing to overwrite it")
     if kind == "video" and source.info.kind == "image":
         raise OutputError(f"{output}: a single image cannot be written as a video")
@@ -56,7 +56,7 @@ def check_output(source: Source, output: Path, overwrite: bool) -> str:
         raise OutputError(f"{output}: an image output needs a single-image input "
                           f"({source.info.label} is a {source.info.kind})")
     if kind == "folder" and isinstance(source, FolderSource) and \
-            any(_same_path(d, output) for d in {f.parent for f in source.files}):
+            any(same_path(d, output) for d in {f.parent for f in source.files}):
         raise OutputError(f"{output}: output folder holds the input frames; refusing to "
                           "overwrite them")
     if kind == "folder" and output.exists() and not output.is_dir():

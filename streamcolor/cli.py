@@ -159,8 +159,15 @@ def _cmd_colorize(a: argparse.Namespace) -> int:
 def _cmd_eval(a: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from .api import same_path
+    from .errors import OutputError
     from .evaluation import evaluate_paths, plot_flicker, report_table, write_json
 
+    inputs = [Path(x) for x in (a.output, a.reference, a.input) if x]
+    for written in (a.json, a.plot):
+        if written and any(same_path(Path(written), i) for i in inputs):
+            raise OutputError(f"{written}: is one of the compared inputs; refusing to "
+                              "overwrite it")
     reports = evaluate_paths(a.output, a.reference, a.input, a.flow_preset, not a.no_ssim)
     console = Console()
     if not console.is_terminal:  # a pipe or file gets the whole table, not 80 columns

@@ -138,3 +138,16 @@ def test_cli_rejects_bad_strength(tmp_path, capsys, value):
                   "--temporal-strength", value])
     assert e.value.code == 2
     assert "--temporal-strength" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--json", "--plot"])
+def test_cli_eval_never_overwrites_an_input(clips, tmp_path, capsys, flag):
+    import shutil
+
+    victim = tmp_path / "ref.mp4"
+    shutil.copy(clips["truth"], victim)
+    before = victim.read_bytes()
+    code = cli.main(["eval", str(clips["flicker"]), "-r", str(victim), flag, str(victim)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "refusing to overwrite" in err
+    assert victim.read_bytes() == before

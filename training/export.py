@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from streamcolor.networks import create_generator
+from streamcolor.sinks import write_bytes_atomic
 from streamcolor.weights import INDEX_NAME, load_checkpoint, models_dir, save_weights
 
 
@@ -40,9 +40,7 @@ def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor:
     index[name] = {"file": path.name, "arch": arch, "sha256": sha,
                    "meta": {"render_factor": render_factor, "recipe": recipe["stage"],
                             "steps": recipe.get("steps")}}
-    tmp = index_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, index_path)
+    write_bytes_atomic(index_path, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 

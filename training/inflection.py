@@ -25,6 +25,7 @@ the truth), and what must not happen is *more* orange than the truth.  Results g
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -41,6 +42,7 @@ from streamcolor.color import merge_luma_chroma_u8, rgb_to_luma_u8
 from streamcolor.colorizer import Colorizer
 from streamcolor.metrics import colorfulness, feature_stats, frechet_distance, orange_share, psnr
 from streamcolor.networks.encoder import build_efficientnet_lite
+from streamcolor.sinks import write_bytes_atomic
 
 from .data import list_images, load_rgb
 from .gan import load_generator_from
@@ -160,13 +162,12 @@ def evaluate_run(run: str | Path, val_dir: str | Path, start: str | None = None,
 
 
 def write_csv(path: Path, rows: Sequence[CheckpointMetrics]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
-        w.writeheader()
-        for r in rows:
-            w.writerow(asdict(r))
-    tmp.replace(path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(asdict(rows[0])))
+    w.writeheader()
+    for r in rows:
+        w.writerow(asdict(r))
+    write_bytes_atomic(path, buf.getvalue().encode())
 
 
 def read_csv(path: Path) -> list[CheckpointMetrics]:
@@ -211,15 +212,15 @@ def plot(rows: Sequence[CheckpointMetrics], chosen: CheckpointMetrics, path: Pat
         ax.set_xlabel("generator images in the GAN phase")
     fig.suptitle(f"inflection point: {chosen.name}")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
-    tmp.replace(path)
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def report(run: Path, rows: Sequence[CheckpointMetrics], chosen: CheckpointMetrics,
            with_plot: bool = True) -> dict[str, Any]:
-    (run / "inflection.md").write_text(markdown(rows, chosen))
+    write_bytes_atomic(run / "inflection.md", markdown(rows, chosen).encode())
     if with_plot:
         plot(rows, chosen, run / "inflection.png")
     return {"selected": asdict(chosen), "rows": [asdict(r) for r in rows]}

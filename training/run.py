@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from streamcolor.sinks import write_bytes_atomic
 from streamcolor.weights import load_checkpoint
 
 
@@ -73,6 +74,4 @@ class RunDir:
 
     @staticmethod
     def _atomic_write(path: Path, text: str) -> None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, text.encode())

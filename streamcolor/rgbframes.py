@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob as globmod
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,17 +9,18 @@ import cv2
 import numpy as np
 
 from .errors import InputNotFoundError, InvalidInputError
-from .sources import IMAGE_SUFFIXES, _translate_av_error, image_files
+from .sources import (
+    IMAGE_SUFFIXES,
+    _translate_av_error,
+    decode_image_file,
+    frame_files,
+    is_glob,
+)
 
 
 def read_image_rgb(path: Path) -> np.ndarray:
     """uint8 RGB of an image file (gray is replicated, 16 bit is scaled, alpha dropped)."""
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    if data is None:
-        raise InputNotFoundError(f"{path}: no such file")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise InvalidInputError(f"{path}: not a readable image")
+    img = decode_image_file(path, cv2.IMREAD_UNCHANGED)
     if img.dtype == np.uint16:
         img = np.clip(np.rint(img.astype(np.float32) / 257.0), 0, 255).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -30,27 +30,16 @@ def read_image_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
 
 
-def frame_paths(spec: str | Path) -> list[Path]:
-    text = str(spec)
-    if any(c in text for c in "*?["):
-        files = image_files(Path(p) for p in globmod.glob(text))
-    else:
-        files = image_files(Path(text).iterdir())
-    if not files:
-        raise InvalidInputError(f"{text}: no image files (zero frames)")
-    return files
-
-
 def iter_rgb(spec: str | Path) -> Iterator[np.ndarray]:
     """uint8 RGB frames of a video file, an image, or a folder/glob of images, in order."""
     text = str(spec)
     p = Path(text)
-    if not any(c in text for c in "*?[") and not p.exists():
-        raise InputNotFoundError(f"{p}: no such file or folder")
-    if p.is_dir() or any(c in text for c in "*?["):
-        for f in frame_paths(text):
+    if is_glob(text) or p.is_dir():
+        for f in frame_files(text)[0]:
             yield read_image_rgb(f)
         return
+    if not p.exists():
+        raise InputNotFoundError(f"{p}: no such file or folder")
     if p.suffix.lower() in IMAGE_SUFFIXES:
         yield read_image_rgb(p)
         return

@@ -63,14 +63,20 @@ class Source:
         pass
 
 
-def read_image_luma(path: Path) -> np.ndarray:
-    """Luma of an image file (uint8, or uint16 for 16-bit files); BT.601 for colour images."""
-    data = np.fromfile(str(path), dtype=np.uint8) if path.exists() else None
+def decode_image_file(path: Path, flags: int) -> np.ndarray:
+    """``cv2.imdecode`` of a file, with our errors for a missing or unreadable one."""
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
     if data is None:
         raise InputNotFoundError(f"{path}: no such file")
-    img = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR) if data.size else None
+    img = cv2.imdecode(data, flags) if data.size else None
     if img is None:
         raise InvalidInputError(f"{path}: not a readable image")
+    return img
+
+
+def read_image_luma(path: Path) -> np.ndarray:
+    """Luma of an image file (uint8, or uint16 for 16-bit files); BT.601 for colour images."""
+    img = decode_image_file(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR)
     if img.dtype == np.uint16:
         rgb = img[..., ::-1].astype(np.float32)
         y = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -86,6 +92,28 @@ def image_files(paths: Iterable[Path]) -> list[Path]:
     """The image files among ``paths``, in natural order of their names."""
     return sorted((p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
                   key=lambda p: natural_key(p.name))
+
+
+def is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def frame_files(pattern: str | Path) -> tuple[list[Path], str]:
+    """(image files in natural order, label) of a folder or glob pattern; errors when the
+    folder is missing or holds no images."""
+    text = str(pattern)
+    if is_glob(text):
+        files = [Path(p) for p in globmod.glob(text)]
+    else:
+        folder = Path(text)
+        if not folder.is_dir():
+            raise InputNotFoundError(f"{folder}: no such folder")
+        files = list(folder.iterdir())
+        text = str(folder)
+    found = image_files(files)
+    if not found:
+        raise InvalidInputError(f"{text}: no image files (zero frames)")
+    return found, text
 
 
 class ImageSource(Source):
@@ -105,19 +133,7 @@ class FolderSource(Source):
     """Image files of a folder (or a glob pattern), in natural order."""
 
     def __init__(self, pattern: str | Path) -> None:
-        text = str(pattern)
-        if any(c in text for c in "*?["):
-            files = [Path(p) for p in globmod.glob(text)]
-            label = text
-        else:
-            folder = Path(text)
-            if not folder.is_dir():
-                raise InputNotFoundError(f"{folder}: no such folder")
-            files = list(folder.iterdir())
-            label = str(folder)
-        self.files = image_files(files)
-        if not self.files:
-            raise InvalidInputError(f"{label}: no image files (zero frames)")
+        self.files, label = frame_files(pattern)
         self.info = SourceInfo("folder", label, frame_count=len(self.files), path=label)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -233,7 +249,7 @@ def open_source(spec: str | Path) -> Source:
         live = scheme not in ("http", "https") or Path(text.split("?")[0]).suffix.lower() \
             not in VIDEO_SUFFIXES
         return VideoSource(text, live=live)
-    if any(c in text for c in "*?["):
+    if is_glob(text):
         return FolderSource(text)
     p = Path(text)
     if not p.exists():

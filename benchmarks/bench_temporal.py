@@ -317,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
 
+    import torch
+
     from streamcolor.colorizer import Colorizer
     from streamcolor.temporal import DEFAULT_STRENGTH
 
@@ -340,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                     for k in results[0]["checks"]["pass"]},
     }
     doc = {"date": dt.datetime.now().isoformat(timespec="seconds"), "cpu": cpu_model(),
-           "threads": __import__("torch").get_num_threads(), "model": colorizer.name,
+           "threads": torch.get_num_threads(), "model": colorizer.name,
            "render_factor": colorizer.render_factor, "strengths": strengths,
            "repeats": repeats, "quick": a.quick, "clips": results, "summary": summary}
     out.parent.mkdir(parents=True, exist_ok=True)

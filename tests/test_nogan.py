@@ -287,3 +287,23 @@ def test_loop_shows_a_progress_bar_with_losses(tmp_path, monkeypatch):
     assert [u[2] for u in updates] == [1, 2, 3]
     assert all(u[1].startswith("demo loss ") for u in updates)
     assert (tmp_path / "r" / "log.csv").read_text().count("\n") == 4  # header + 3 steps
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["select", "{tmp}/nope", "--val", "{tmp}", "--name", "x"], "nope"),
+    (["render", "--train", "{tmp}/nodata", "--generator", "{tmp}/g.pt", "--run", "{tmp}/r"],
+     "nodata"),
+    (["critic", "--train", "{tmp}", "--fakes", "{tmp}/nofakes.npy", "--run", "{tmp}/c"],
+     "nofakes.npy"),
+])
+def test_train_bad_paths_give_one_line(tmp_path, capsys, argv, names, data):
+    from training.cli import main
+
+    if argv[0] == "critic":  # real training images, missing fakes
+        argv = [*argv]
+        argv[argv.index("{tmp}")] = str(data / "train")
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert len(err.splitlines()) == 1 and err.startswith("streamcolor train: error:")
+    assert names in err

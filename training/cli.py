@@ -109,14 +109,30 @@ def _gan_kwargs(a: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one stage; a missing or unreadable file or folder is one line and exit code 1."""
     import sys
 
+    from streamcolor.errors import StreamcolorError
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _run_stage(argv)
+    except OSError as e:  # missing run dir, data folder, checkpoint...
+        where = e.filename if e.filename is not None else ""
+        print(f"streamcolor train: error: {where}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except StreamcolorError as e:
+        print(f"streamcolor train: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_stage(argv: list[str]) -> None:
     if argv and argv[0] == "pretrain":
         from .pretrain_generator import main as pretrain_main
 
         pretrain_main(argv[1:])
-        return 0
+        return
     a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
@@ -146,7 +162,6 @@ def main(argv: list[str] | None = None) -> int:
                    "max_images": a.max_images}, kw, critic_init=a.critic)
     elif a.stage == "select":
         select_main(a)
-    return 0
 
 
 def select_main(a: argparse.Namespace) -> None:

@@ -134,8 +134,8 @@ def pretrain_critic(cfg: CriticConfig, bank: ImageBank | None = None) -> Path:
     torch.manual_seed(cfg.seed)
     run = RunDir(cfg.run)
     run.save_config({"stage": "critic", **asdict(cfg)})
+    fakes = np.load(cfg.fakes, mmap_mode="r")  # before the (slow) image loading
     bank = bank or ImageBank(cfg.train, limit=cfg.max_images)
-    fakes = np.load(cfg.fakes, mmap_mode="r")
     critic = create_critic(cfg.arch)
     if cfg.init:
         critic.load_state_dict(load_checkpoint(cfg.init)["modules"]["critic"])

@@ -14,14 +14,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Colorizer", "colorize_path", "open_source"]
+__all__ = ["Colorizer", "TemporalSmoother", "colorize_path", "open_source"]
 
 if TYPE_CHECKING:
     from .api import colorize_path
     from .colorizer import Colorizer
     from .sources import open_source
+    from .temporal import TemporalSmoother
 
-_LAZY = {"Colorizer": "colorizer", "colorize_path": "api", "open_source": "sources"}
+_LAZY = {"Colorizer": "colorizer", "colorize_path": "api", "open_source": "sources",
+         "TemporalSmoother": "temporal"}
 
 
 def __getattr__(name: str) -> Any:

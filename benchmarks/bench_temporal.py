@@ -70,7 +70,7 @@ class MemorySource:
     """Gray frames already in memory, as a pipeline source."""
 
     def __init__(self, lumas: Sequence[np.ndarray], rate: Fraction, label: str) -> None:
-        from streamcolor.sources import SourceInfo
+        from streamcolor.io.sources import SourceInfo
 
         h, w = lumas[0].shape
         self.lumas = lumas
@@ -116,7 +116,7 @@ class Recorder:
 def compose(lumas: Sequence[np.ndarray], chroma: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
     """RGB as the sinks write it (chroma upsampled to full size, source luma kept)."""
     from streamcolor.frames import Frame
-    from streamcolor.sinks import compose_rgb
+    from streamcolor.io.sinks import compose_rgb
 
     for i, (y, c) in enumerate(zip(lumas, chroma, strict=True)):
         yield compose_rgb(Frame(y, i), c)
@@ -124,7 +124,7 @@ def compose(lumas: Sequence[np.ndarray], chroma: Sequence[np.ndarray]) -> Iterat
 
 def smoothed(lumas: Sequence[np.ndarray], chroma: Sequence[np.ndarray],
              strength: float) -> list[np.ndarray]:
-    from streamcolor.temporal import TemporalSmoother
+    from streamcolor.temporal.smoother import TemporalSmoother
 
     s = TemporalSmoother(strength)
     return [s.step(y, c, i) for i, (y, c) in enumerate(zip(lumas, chroma, strict=True))]
@@ -177,10 +177,10 @@ def throughput(colorizer: Any, gray: Path, folder: Path, strength: float, repeat
 def bench_clip(path: Path, colorizer: Any, strengths: Sequence[float], repeats: int,
                max_frames: int | None, workdir: Path) -> dict[str, Any]:
     from streamcolor.color import rgb_to_luma_u8
-    from streamcolor.evaluation import evaluate_sequences
-    from streamcolor.pipeline import Pipeline
-    from streamcolor.rgbframes import iter_rgb
-    from streamcolor.temporal import TemporalSmoother
+    from streamcolor.engine.pipeline import Pipeline
+    from streamcolor.eval.evaluation import evaluate_sequences
+    from streamcolor.io.rgbframes import iter_rgb
+    from streamcolor.temporal.smoother import TemporalSmoother
 
     gt = [f for i, f in enumerate(iter_rgb(path)) if max_frames is None or i < max_frames]
     lumas = [rgb_to_luma_u8(f) for f in gt]
@@ -319,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from streamcolor.colorizer import Colorizer
-    from streamcolor.temporal import DEFAULT_STRENGTH
+    from streamcolor.model.colorizer import Colorizer
+    from streamcolor.temporal.smoother import DEFAULT_STRENGTH
 
     strengths = ([float(x) for x in a.strengths.split(",")] if a.strengths else
                  [DEFAULT_STRENGTH] + [s for s in (0.8, 0.9) if s != DEFAULT_STRENGTH])

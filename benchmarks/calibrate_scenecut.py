@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     from streamcolor.color import rgb_to_luma_u8
-    from streamcolor.rgbframes import iter_rgb
-    from streamcolor.scenecut import SceneCutDetector, cut_features, thumbnail
+    from streamcolor.io.rgbframes import iter_rgb
+    from streamcolor.temporal.scenecut import SceneCutDetector, cut_features, thumbnail
 
     det = SceneCutDetector()
     thumbs = {}

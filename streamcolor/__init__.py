@@ -17,18 +17,18 @@ __version__ = "0.1.0"
 __all__ = ["Colorizer", "TemporalSmoother", "colorize_path", "open_source"]
 
 if TYPE_CHECKING:
-    from .api import colorize_path
-    from .colorizer import Colorizer
-    from .sources import open_source
-    from .temporal import TemporalSmoother
+    from streamcolor.api import colorize_path
+    from streamcolor.io.sources import open_source
+    from streamcolor.model.colorizer import Colorizer
+    from streamcolor.temporal.smoother import TemporalSmoother
 
-_LAZY = {"Colorizer": "colorizer", "colorize_path": "api", "open_source": "sources",
-         "TemporalSmoother": "temporal"}
+_LAZY = {"Colorizer": "streamcolor.model.colorizer", "colorize_path": "streamcolor.api",
+         "open_source": "streamcolor.io.sources", "TemporalSmoother": "streamcolor.temporal"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'streamcolor' has no attribute {name!r}")

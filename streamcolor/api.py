@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .colorizer import Colorizer
-from .errors import OutputError
-from .pipeline import ChromaFilter, Pipeline, RunResult
-from .sinks import FolderSink, ImageSink, Sink, VideoSink
-from .sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FolderSource, Source, open_source
-from .temporal import DEFAULT_STRENGTH, make_chroma_filter
-from .urls import is_url
+from streamcolor.engine.pipeline import ChromaFilter, Pipeline, RunResult
+from streamcolor.errors import OutputError
+from streamcolor.io.sinks import FolderSink, ImageSink, Sink, VideoSink
+from streamcolor.io.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FolderSource, Source, open_source
+from streamcolor.io.urls import is_url
+from streamcolor.model.colorizer import Colorizer
+from streamcolor.temporal.smoother import DEFAULT_STRENGTH, make_chroma_filter
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .color import luma_to_unit
+from streamcolor.color import luma_to_unit
 
 
 @dataclass

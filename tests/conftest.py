@@ -19,7 +19,7 @@ from tinymodel import build_tiny_model
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
-    from streamcolor.weights import save_weights
+    from streamcolor.model.weights import save_weights
 
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
     model = build_tiny_model()
@@ -30,7 +30,7 @@ def tiny_weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def colorizer(tiny_weights):
-    from streamcolor.colorizer import Colorizer
+    from streamcolor.model.colorizer import Colorizer
 
     # threads=1: the test machine has 2 busy cores, where 2 torch threads are ~100x slower.
     return Colorizer(str(tiny_weights), precision="fp32", batch_size=4, threads=1)

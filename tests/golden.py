@@ -89,7 +89,7 @@ def tiny_colorizer(tmp: Path):
     from tinymodel import build_tiny_model
 
     from streamcolor import Colorizer
-    from streamcolor.weights import save_weights
+    from streamcolor.model.weights import save_weights
 
     path = tmp / "tiny.safetensors"
     save_weights(build_tiny_model(), path, {"render_factor": 4})

@@ -64,7 +64,7 @@ def _zero_byte(tmp: Path) -> Path:
 
 
 def _wrong_arch_weights(tmp: Path) -> Path:
-    from streamcolor.weights import save_weights
+    from streamcolor.model.weights import save_weights
 
     p = tmp / "wrongarch.safetensors"
     save_weights(build_tiny_model(), p, {"render_factor": 4, "arch": "unet_lite0"})
@@ -227,7 +227,7 @@ def test_successful_run_and_overwrite(tmp_path, tiny_weights, capsys):
 def _subprocess(args, cwd):
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    return subprocess.run([sys.executable, "-m", "streamcolor.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "streamcolor", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -236,7 +236,7 @@ SUBPROCESS_CASES = ["missing_file", "corrupt_video", "ftp_url"]
 
 @pytest.fixture(scope="module")
 def sub_runs(tmp_path_factory, tiny_weights):
-    """Each case run once as ``python -m streamcolor.cli`` (startup is slow): name -> result."""
+    """Each case run once as ``python -m streamcolor`` (startup is slow): name -> result."""
     runs = {}
     for name in SUBPROCESS_CASES:
         tmp = tmp_path_factory.mktemp(name)

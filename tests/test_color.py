@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from streamcolor import color
-from streamcolor.colorizer import render_size
 from streamcolor.frames import Frame
+from streamcolor.model.colorizer import render_size
 
 
 @pytest.mark.parametrize(

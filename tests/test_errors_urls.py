@@ -6,10 +6,11 @@ import logging
 
 import pytest
 
-from streamcolor import cli, errors
+from streamcolor import errors
 from streamcolor.api import check_output
-from streamcolor.sources import open_source
-from streamcolor.urls import is_url, redact, url_scheme
+from streamcolor.cli import logs
+from streamcolor.io.sources import open_source
+from streamcolor.io.urls import is_url, redact, url_scheme
 
 
 @pytest.mark.parametrize(
@@ -76,7 +77,7 @@ def _record(msg, args):
 
 
 def test_cli_log_filter_masks_passwords():
-    f = cli._RedactingFilter()
+    f = logs.RedactingFilter()
     r = _record("opening rtsp://admin:hunter2@10.0.0.1/stream", None)
     assert f.filter(r) is True
     assert r.getMessage() == "opening rtsp://admin:***@10.0.0.1/stream"
@@ -86,8 +87,8 @@ def test_cli_log_filter_masks_passwords():
 
 
 def test_cli_logging_setup_masks_passwords(capsys, restore_logging):
-    cli._setup_logging(verbose=1, quiet=False)
-    log = logging.getLogger("streamcolor.sources")
+    logs.setup_logging(verbose=1, quiet=False)
+    log = logging.getLogger("streamcolor.io.sources")
     log.warning("lost stream %s", "rtsp://admin:hunter2@10.0.0.1/stream")
     log.info("retrying rtsp://admin:hunter2@10.0.0.1/stream")
     out = capsys.readouterr()
@@ -97,14 +98,14 @@ def test_cli_logging_setup_masks_passwords(capsys, restore_logging):
 
 
 def test_cli_log_filter_masks_non_str_args():
-    f = cli._RedactingFilter()
+    f = logs.RedactingFilter()
     r = _record("stream failed: %s", (ConnectionError("rtsp://admin:hunter2@h/s: refused"),))
     f.filter(r)
     assert "hunter2" not in r.getMessage()
 
 
 def test_cli_log_filter_keeps_mapping_args():
-    f = cli._RedactingFilter()
+    f = logs.RedactingFilter()
     r = _record("opening %(url)s", ({"url": "rtsp://admin:hunter2@h/s"},))
     f.filter(r)
     assert r.getMessage() == "opening rtsp://admin:***@h/s"

@@ -13,8 +13,8 @@ from scenes import compose, moving_object, noisy
 
 from streamcolor import cli
 from streamcolor.api import colorize_path
-from streamcolor.evaluation import evaluate_paths, evaluate_sequences
-from streamcolor.temporal import TemporalSmoother
+from streamcolor.eval.evaluation import evaluate_paths, evaluate_sequences
+from streamcolor.temporal.smoother import TemporalSmoother
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 

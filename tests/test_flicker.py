@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scenes import compose, moving_object, noisy, texture
 
-from streamcolor.flicker import (
+from streamcolor.eval.flicker import (
     CDCMeter,
     FlowPair,
     FlowPairs,
@@ -19,8 +19,8 @@ from streamcolor.flicker import (
     pair_warp_error,
     warp_error,
 )
-from streamcolor.flow import FlowEstimator, occlusion_mask, resize_flow, warp
-from streamcolor.scenecut import SceneCutDetector
+from streamcolor.temporal.flow import FlowEstimator, occlusion_mask, resize_flow, warp
+from streamcolor.temporal.scenecut import SceneCutDetector
 
 LN2 = math.log(2)
 

@@ -17,10 +17,10 @@ from mediautil import (
 
 from streamcolor.api import EncodeOptions, colorize_path
 from streamcolor.color import colorfulness
-from streamcolor.colorizer import Colorizer
-from streamcolor.pipeline import Pipeline
-from streamcolor.sinks import FolderSink
-from streamcolor.sources import FolderSource, natural_key, open_source
+from streamcolor.engine.pipeline import Pipeline
+from streamcolor.io.sinks import FolderSink
+from streamcolor.io.sources import FolderSource, natural_key, open_source
+from streamcolor.model.colorizer import Colorizer
 
 
 def mid_gray(i: int, w: int, h: int) -> np.ndarray:

@@ -9,10 +9,10 @@ from mediautil import leftovers, make_video, probe
 
 from streamcolor import cli
 from streamcolor.api import colorize_path
-from streamcolor.colorizer import Colorizer
-from streamcolor.pipeline import Pipeline
-from streamcolor.sinks import FolderSink, VideoSink
-from streamcolor.sources import Source, VideoSource, open_source
+from streamcolor.engine.pipeline import Pipeline
+from streamcolor.io.sinks import FolderSink, VideoSink
+from streamcolor.io.sources import Source, VideoSource, open_source
+from streamcolor.model.colorizer import Colorizer
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from tinymodel import build_tiny_model
 from torch import nn
 
 from streamcolor.errors import ModelError
-from streamcolor.networks import create_generator, list_generators, prepare_for_inference
-from streamcolor.networks.encoder import EfficientNetLiteEncoder, build_efficientnet_lite
-from streamcolor.networks.layers import ConvBNAct, SelfAttention
+from streamcolor.model.networks import create_generator, list_generators, prepare_for_inference
+from streamcolor.model.networks.encoder import EfficientNetLiteEncoder, build_efficientnet_lite
+from streamcolor.model.networks.layers import ConvBNAct, SelfAttention
 
 
 @pytest.mark.parametrize(("b", "h", "w"), [(2, 64, 96), (1, 32, 32), (3, 96, 64)])

@@ -12,9 +12,9 @@ import torch
 from scenes import texture
 
 from streamcolor.errors import ModelError
-from streamcolor.metrics import feature_stats, frechet_distance, orange_share
-from streamcolor.networks import create_critic, list_critics
-from training.gan import (
+from streamcolor.eval.metrics import feature_stats, frechet_distance, orange_share
+from streamcolor.model.networks import create_critic, list_critics
+from streamcolor.training.gan import (
     CriticConfig,
     GanConfig,
     RenderConfig,
@@ -23,9 +23,9 @@ from training.gan import (
     render,
     train_gan,
 )
-from training.inflection import CheckpointMetrics, evaluate_run, select
-from training.pretrain_generator import Phase, PretrainConfig
-from training.pretrain_generator import train as pretrain
+from streamcolor.training.inflection import CheckpointMetrics, evaluate_run, select
+from streamcolor.training.pretrain_generator import Phase, PretrainConfig
+from streamcolor.training.pretrain_generator import train as pretrain
 
 
 def colourful(seed: int, h: int = 72, w: int = 96) -> np.ndarray:
@@ -124,7 +124,7 @@ def test_every_stage_runs_and_resumes(data, tmp_path):
     assert all(np.isfinite(r.psnr) and r.feature_distance >= 0 for r in rows)
 
     from streamcolor import cli
-    from streamcolor.colorizer import Colorizer
+    from streamcolor.model.colorizer import Colorizer
 
     code = cli.main(["train", "select", str(tmp_path / "gan_b"), "--val", val, "--name",
                      "tinygan", "--out", str(tmp_path / "models"), "--render-factor", "4"])
@@ -188,7 +188,7 @@ def test_orange_share_hand_values():
 
 
 def test_generator_pretraining_resumes_exactly(data, tmp_path, monkeypatch):
-    import training.pretrain_generator as stage1
+    import streamcolor.training.pretrain_generator as stage1
 
     cfg = dict(train=str(data / "train"), arch="unet_tiny",
                phases=(Phase(64, 4, 2, True), Phase(64, 4, 3, False)),
@@ -219,7 +219,7 @@ def test_generator_pretraining_resumes_exactly(data, tmp_path, monkeypatch):
 
 
 def test_cycles_repeat_critic_pretraining_and_gan(data, tmp_path):
-    from training.gan import cycle
+    from streamcolor.training.gan import cycle
 
     train = str(data / "train")
     pretrain(PretrainConfig(train=train, run=str(tmp_path / "g"), arch="unet_tiny",
@@ -245,8 +245,8 @@ def test_cycles_repeat_critic_pretraining_and_gan(data, tmp_path):
 def test_loop_shows_a_progress_bar_with_losses(tmp_path, monkeypatch):
     import rich.progress
 
-    from training.loop import run_loop
-    from training.run import RunDir
+    from streamcolor.training.loop import run_loop
+    from streamcolor.training.run import RunDir
 
     seen = []
 
@@ -297,7 +297,7 @@ def test_loop_shows_a_progress_bar_with_losses(tmp_path, monkeypatch):
      "nofakes.npy"),
 ])
 def test_train_bad_paths_give_one_line(tmp_path, capsys, argv, names, data):
-    from training.cli import main
+    from streamcolor.training.cli import main
 
     if argv[0] == "critic":  # real training images, missing fakes
         argv = [*argv]

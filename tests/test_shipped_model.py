@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from streamcolor.color import colorfulness, psnr, rgb_to_luma_u8
-from streamcolor.colorizer import Colorizer
-from streamcolor.weights import DEFAULT_MODEL, list_models, read_metadata
+from streamcolor.model.colorizer import Colorizer
+from streamcolor.model.weights import DEFAULT_MODEL, list_models, read_metadata
 
 VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "val"
 

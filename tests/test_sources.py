@@ -10,7 +10,7 @@ import pytest
 from mediautil import make_video, pattern_frame, write_gray_png
 
 from streamcolor.errors import InputNotFoundError, InvalidInputError, UnsupportedURLError
-from streamcolor.sources import FolderSource, ImageSource, VideoSource, open_source
+from streamcolor.io.sources import FolderSource, ImageSource, VideoSource, open_source
 
 
 def test_video_source_info_and_frames(media):

@@ -12,7 +12,7 @@ from mediautil import make_video, probe
 
 from streamcolor.api import colorize_path
 from streamcolor.errors import InvalidInputError, StreamcolorError
-from streamcolor.sources import open_source
+from streamcolor.io.sources import open_source
 
 
 @pytest.fixture()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scenes import BG_CHROMA, OBJ_CHROMA, OBJ_CHROMA_RIGHT, compose, moving_object, noisy, texture
 
-from streamcolor.flicker import cdc, warp_error
+from streamcolor.eval.flicker import cdc, warp_error
 from streamcolor.frames import Frame
-from streamcolor.temporal import SmootherSettings, TemporalSmoother, make_chroma_filter
+from streamcolor.temporal.smoother import SmootherSettings, TemporalSmoother, make_chroma_filter
 
 
 def smooth(lumas, chroma, strength=0.9, **kw):

@@ -12,14 +12,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tinymodel import build_tiny_model
 
-from streamcolor.colorizer import Colorizer
 from streamcolor.errors import (
     InputNotFoundError,
     ModelError,
     StreamcolorError,
     WeightsIntegrityError,
 )
-from streamcolor.weights import (
+from streamcolor.model.colorizer import Colorizer
+from streamcolor.model.weights import (
     WeightsRecord,
     list_models,
     load_checkpoint,

@@ -9,7 +9,7 @@ OUT_WEIGHT_SCALE = 0.25
 
 def build_tiny_model(seed: int = 0):
     """``unet_tiny`` with random non-zero weights in its (zero-initialised) output conv."""
-    from streamcolor.networks import create_generator
+    from streamcolor.model.networks import create_generator
 
     torch.manual_seed(seed)
     model = create_generator("unet_tiny")

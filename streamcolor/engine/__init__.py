@@ -1,0 +1,1 @@
+"""Runs source -> batcher -> model -> smoother -> sink in stages joined by bounded queues."""

@@ -1,0 +1,2 @@
+"""Measuring colourised output: image metrics, flicker metrics and sequence evaluation
+(``streamcolor eval``)."""

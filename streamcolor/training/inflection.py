@@ -1,0 +1,231 @@
+"""Find the GAN phase's inflection point by measurement, and export the chosen checkpoint.
+
+Every generator snapshot of a GAN run (``ckpt_*.pt``) and the generator it started from are
+evaluated on validation photos (luma in, colour out at a fixed render factor):
+
+* PSNR (RGB) against the colour original;
+* colourfulness (Hasler & Süsstrunk) and its mean per-image gap to the original's;
+* **feature distance**: Fréchet distance (the FID formula) between the distributions of
+  ImageNet EfficientNet-Lite0 features (last block, 320-d, global average pooled) of the
+  outputs and of the originals.  Not Inception features, so not comparable with FID values;
+* **orange drift**: the share of pixels in a saturated orange band (hue 10-40 degrees,
+  saturation >= 0.45) in the output minus that share in the original, averaged: NoGAN's
+  known failure mode (orange skin) shows up as a rising drift.
+
+The **selection rule** (:func:`select`): among the snapshots whose PSNR is at most
+``psnr_tolerance`` dB (default 0.5) below the starting generator's and whose orange drift is
+at most ``drift_tolerance`` (default 0.005: half a percent of the pixels more saturated
+orange than in the originals), take the lowest feature distance (ties: the earlier snapshot);
+if none qualifies, keep the starting generator.  The drift bound is against the ground truth,
+not against the starting generator: a stage-1 generator is undersaturated (less orange than
+the truth), and what must not happen is *more* orange than the truth.  Results go to
+``RUN/inflection.{csv,md,png}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from streamcolor.color import merge_luma_chroma_u8, rgb_to_luma_u8
+from streamcolor.eval.metrics import (
+    colorfulness,
+    feature_stats,
+    frechet_distance,
+    orange_share,
+    psnr,
+)
+from streamcolor.io.sinks import write_bytes_atomic
+from streamcolor.model.colorizer import Colorizer
+from streamcolor.model.networks.encoder import build_efficientnet_lite
+from streamcolor.training.data import list_images, load_rgb
+from streamcolor.training.gan import load_generator_from
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CheckpointMetrics:
+    name: str  # "start" or the snapshot file name
+    images: int  # generator images seen in the GAN phase at this snapshot
+    psnr: float
+    colorfulness: float
+    colorfulness_gap: float
+    feature_distance: float
+    orange_drift: float
+
+
+class FeatureExtractor:
+    """Pooled ImageNet EfficientNet-Lite0 features (last block, 320-d) of uint8 RGB images."""
+
+    def __init__(self, pretrained: bool = True, size: int = 224) -> None:
+        net = build_efficientnet_lite("efficientnet-lite0", pretrained).eval()
+        self.net = net
+        self.size = size
+
+    @torch.inference_mode()
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        s = self.size / min(h, w)
+        img = cv2.resize(rgb, (max(32, round(w * s)), max(32, round(h * s))),
+                         interpolation=cv2.INTER_AREA)
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+        x = (x - 127.0) / 128.0
+        n = self.net
+        x = n._swish(n._bn0(n._conv_stem(x)))
+        for b in n._blocks:
+            x = b(x)
+        return x.mean(dim=(2, 3))[0].numpy().astype(np.float64)
+
+
+@dataclass
+class ValSet:
+    rgb: list[np.ndarray]
+    luma: list[np.ndarray]
+    orange: list[float]
+    colorfulness: list[float]
+    stats: tuple[np.ndarray, np.ndarray]
+
+
+def load_val(folder: str | Path, extractor: FeatureExtractor, limit: int | None = None,
+             max_short_side: int = 256) -> ValSet:
+    files = list_images(folder)[:limit]
+    rgb = [load_rgb(p, max_short_side) for p in files]
+    feats = np.stack([extractor(x) for x in rgb])
+    return ValSet(rgb, [rgb_to_luma_u8(x) for x in rgb], [orange_share(x) for x in rgb],
+                  [colorfulness(x) for x in rgb], feature_stats(feats))
+
+
+def evaluate_generator(model: torch.nn.Module, val: ValSet, extractor: FeatureExtractor,
+                       render_factor: int = 16, name: str = "", images: int = 0,
+                       ) -> CheckpointMetrics:
+    col = Colorizer(model, render_factor=render_factor, precision="fp32", batch_size=1,
+                    threads=torch.get_num_threads())
+    ps, cf, gap, drift, feats = [], [], [], [], []
+    for rgb, y, org, cfg in zip(val.rgb, val.luma, val.orange, val.colorfulness, strict=True):
+        chroma = col.predict([y])[0]
+        full = cv2.resize(chroma, (y.shape[1], y.shape[0]), interpolation=cv2.INTER_LINEAR)
+        out = merge_luma_chroma_u8(y, full)
+        ps.append(psnr(out, rgb))
+        c = colorfulness(out)
+        cf.append(c)
+        gap.append(abs(c - cfg))
+        drift.append(orange_share(out) - org)
+        feats.append(extractor(out))
+    mu, cov = feature_stats(np.stack(feats))
+    fd = frechet_distance(mu, cov, *val.stats)
+    return CheckpointMetrics(name, images, float(np.mean(ps)), float(np.mean(cf)),
+                             float(np.mean(gap)), fd, float(np.mean(drift)))
+
+
+def select(rows: Sequence[CheckpointMetrics], start: CheckpointMetrics,
+           psnr_tolerance: float = 0.5, drift_tolerance: float = 0.005) -> CheckpointMetrics:
+    """The inflection point by the rule in the module docstring."""
+    ok = [r for r in rows if r.psnr >= start.psnr - psnr_tolerance
+          and r.orange_drift <= drift_tolerance and math.isfinite(r.feature_distance)]
+    if not ok:
+        return start
+    best = min(r.feature_distance for r in ok)
+    return next(r for r in ok if r.feature_distance == best)
+
+
+def evaluate_run(run: str | Path, val_dir: str | Path, start: str | None = None,
+                 limit: int | None = None, render_factor: int = 16,
+                 pretrained_features: bool = True) -> list[CheckpointMetrics]:
+    """Metrics of the starting generator and every snapshot of a GAN run (cached per
+    snapshot in ``RUN/inflection.csv``, so a rerun only evaluates new snapshots)."""
+    run = Path(run)
+    config = json.loads((run / "config.json").read_text())
+    start = start or config["generator"]
+    cache = {r.name: r for r in read_csv(run / "inflection.csv")}
+    extractor = FeatureExtractor(pretrained_features)
+    val = load_val(val_dir, extractor, limit)
+    rows = []
+    todo = [("start", Path(start))] + [(p.name, p) for p in sorted(run.glob("ckpt_*.pt"))]
+    for name, path in todo:
+        if name in cache:
+            rows.append(cache[name])
+            continue
+        model = load_generator_from(path)
+        images = int(name[5:13]) if name.startswith("ckpt_") else 0
+        row = evaluate_generator(model, val, extractor, render_factor, name, images)
+        log.info("%s", row)
+        rows.append(row)
+        write_csv(run / "inflection.csv", rows)
+    return rows
+
+
+def write_csv(path: Path, rows: Sequence[CheckpointMetrics]) -> None:
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(asdict(rows[0])))
+    w.writeheader()
+    for r in rows:
+        w.writerow(asdict(r))
+    write_bytes_atomic(path, buf.getvalue().encode())
+
+
+def read_csv(path: Path) -> list[CheckpointMetrics]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [CheckpointMetrics(r["name"], int(r["images"]),
+                                  *(float(r[k]) for k in ("psnr", "colorfulness",
+                                                          "colorfulness_gap",
+                                                          "feature_distance",
+                                                          "orange_drift")))
+                for r in csv.DictReader(f)]
+
+
+def markdown(rows: Sequence[CheckpointMetrics], chosen: CheckpointMetrics) -> str:
+    lines = ["| checkpoint | GAN images | PSNR | colourfulness | \\|Δcolourfulness\\| | "
+             "feature distance | orange drift |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        mark = " **← selected**" if r.name == chosen.name else ""
+        lines.append(f"| {r.name}{mark} | {r.images} | {r.psnr:.2f} | {r.colorfulness:.1f} | "
+                     f"{r.colorfulness_gap:.1f} | {r.feature_distance:.3f} | "
+                     f"{100 * r.orange_drift:+.2f} % |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: Sequence[CheckpointMetrics], chosen: CheckpointMetrics, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r.images for r in rows]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True)
+    for ax, key, label in zip(axes.flat, ("psnr", "colorfulness_gap", "feature_distance",
+                                          "orange_drift"),
+                              ("PSNR (dB)", "|Δcolourfulness|", "feature distance (FD)",
+                               "orange drift"), strict=True):
+        ax.plot(x, [getattr(r, key) for r in rows], marker=".")
+        ax.axvline(chosen.images, color="tab:red", lw=1, ls="--")
+        ax.set_ylabel(label)
+    for ax in axes[1]:
+        ax.set_xlabel("generator images in the GAN phase")
+    fig.suptitle(f"inflection point: {chosen.name}")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def report(run: Path, rows: Sequence[CheckpointMetrics], chosen: CheckpointMetrics,
+           with_plot: bool = True) -> dict[str, Any]:
+    write_bytes_atomic(run / "inflection.md", markdown(rows, chosen).encode())
+    if with_plot:
+        plot(rows, chosen, run / "inflection.png")
+    return {"selected": asdict(chosen), "rows": [asdict(r) for r in rows]}

@@ -1,0 +1,185 @@
+"""NoGAN stage 1: pretrain the generator with a feature loss + L1 on chroma.
+
+Progressive phases like DeOldify's (small crops first, larger later), the encoder frozen first
+and then unfrozen with a lower learning rate.  Resumable: rerunning the same command after a
+kill continues from ``RUN_DIR/checkpoint.pt`` (the loop and checkpoint format are the ones
+every stage shares; stage-1 checkpoints written before that, with a top-level ``model`` key,
+still load as generators everywhere but cannot be resumed).
+
+    python -m streamcolor.training.pretrain_generator --train ../shared/data/train --run runs/base \
+        --phases 128:16:3000:frozen,128:16:2000:unfrozen
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from streamcolor.model.networks import create_generator
+from streamcolor.training.data import ImageBank, batches
+from streamcolor.training.loop import LoopState, run_loop
+from streamcolor.training.losses import FeatureLoss, colorize_batch
+from streamcolor.training.run import RunDir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Phase:
+    size: int
+    batch: int
+    steps: int
+    frozen_encoder: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Phase:
+        size, batch, steps, mode = text.split(":")
+        if mode not in ("frozen", "unfrozen"):
+            raise argparse.ArgumentTypeError(f"phase mode must be frozen|unfrozen, got {mode!r}")
+        return cls(int(size), int(batch), int(steps), mode == "frozen")
+
+
+@dataclass
+class PretrainConfig:
+    train: str
+    run: str
+    arch: str = "unet_lite0"
+    phases: tuple[Phase, ...] = (Phase(128, 16, 3000, True), Phase(128, 16, 2000, False))
+    lr: float = 1e-3
+    encoder_lr_ratio: float = 0.1
+    weight_decay: float = 1e-3
+    l1_weight: float = 20.0
+    feature_weight: float = 1.0
+    seed: int = 0
+    bf16: bool = True
+    log_every: int = 25
+    checkpoint_every: int = 200
+    max_images: int | None = None
+    pretrained_encoder: bool = True
+    feature_loss_pretrained: bool = True
+    threads: int | None = None
+    init: str | None = None  # checkpoint whose generator weights start this run
+
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["phases"] = [asdict(p) for p in self.phases]
+        return d
+
+
+def lr_factor(step_in_phase: int, steps: int, warmup: int = 100) -> float:
+    """Linear warm-up then cosine decay to 5 % within each phase."""
+    if step_in_phase < warmup:
+        return (step_in_phase + 1) / warmup
+    t = (step_in_phase - warmup) / max(steps - warmup, 1)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def phase_at(phases: tuple[Phase, ...], step: int) -> tuple[int, int]:
+    """(phase index, step within phase) for a global step."""
+    start = 0
+    for i, p in enumerate(phases):
+        if step < start + p.steps:
+            return i, step - start
+        start += p.steps
+    return len(phases), 0
+
+
+def generator_loss(model, feat_loss: FeatureLoss, rgb: torch.Tensor, cfg: PretrainConfig,
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+    pred, target, pred_rgb = colorize_batch(model, rgb, cfg.bf16)
+    l1 = F.l1_loss(pred, target)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        feat = feat_loss(pred_rgb, rgb)
+    loss = cfg.l1_weight * l1 + cfg.feature_weight * feat.float()
+    return loss, {"l1": l1.item(), "feature": feat.item()}
+
+
+def train(cfg: PretrainConfig) -> Path:
+    """Run (or resume) stage 1 through the loop every stage shares (:mod:`.loop`)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    run = RunDir(cfg.run)
+    run.save_config(cfg.to_dict())
+    model = create_generator(cfg.arch, pretrained_encoder=cfg.pretrained_encoder)
+    feat_loss = FeatureLoss(pretrained=cfg.feature_loss_pretrained)
+    opt = torch.optim.AdamW(
+        [
+            {"params": model.decoder_parameters(), "lr": cfg.lr},
+            {"params": model.encoder_parameters(), "lr": cfg.lr * cfg.encoder_lr_ratio},
+        ],
+        weight_decay=cfg.weight_decay,
+    )
+    if cfg.init and not run.checkpoint.exists():
+        from streamcolor.training.gan import generator_weights
+
+        model.load_state_dict(generator_weights(cfg.init)[1])
+        log.info("initialised the generator from %s", cfg.init)
+    bank = ImageBank(cfg.train, max_short_side=256, limit=cfg.max_images)
+    total = sum(p.steps for p in cfg.phases)
+
+    def step(state: LoopState) -> dict[str, float]:
+        state.extra["arch"] = cfg.arch
+        pi, sp = phase_at(cfg.phases, state.step)
+        phase = cfg.phases[pi]
+        model.train()
+        for p in model.encoder_parameters():
+            p.requires_grad_(not phase.frozen_encoder)
+        if phase.frozen_encoder:
+            model.encoder.eval()  # frozen BN statistics too
+        rgb = next(batches(bank, phase.size, phase.batch, cfg.seed, start_step=state.step))
+        f = lr_factor(sp, phase.steps)
+        opt.param_groups[0]["lr"] = cfg.lr * f
+        opt.param_groups[1]["lr"] = 0.0 if phase.frozen_encoder else \
+            cfg.lr * cfg.encoder_lr_ratio * f
+        loss, parts = generator_loss(model, feat_loss, rgb, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        state.images += rgb.shape[0]
+        return {"phase": pi, "size": phase.size, "loss": loss.item(), **parts,
+                "lr": opt.param_groups[0]["lr"]}
+
+    run_loop(run, {"generator": model}, {"generator": opt}, step, total,
+             log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every, label="pretrain")
+    return run.checkpoint
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--train", required=True, help="folder of colour training images")
+    ap.add_argument("--run", required=True, help="run directory (resumed if it exists)")
+    ap.add_argument("--arch", default="unet_lite0")
+    ap.add_argument("--phases", default="128:16:3000:frozen,128:16:2000:unfrozen",
+                    help="comma list of SIZE:BATCH:STEPS:frozen|unfrozen")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--l1-weight", type=float, default=20.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-bf16", action="store_true")
+    ap.add_argument("--max-images", type=int)
+    ap.add_argument("--checkpoint-every", type=int, default=200)
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--init", help="start from this checkpoint's generator (fresh optimiser)")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cfg = PretrainConfig(
+        train=a.train, run=a.run, arch=a.arch,
+        phases=tuple(Phase.parse(t) for t in a.phases.split(",")), lr=a.lr,
+        l1_weight=a.l1_weight, seed=a.seed, bf16=not a.no_bf16, max_images=a.max_images,
+        checkpoint_every=a.checkpoint_every, threads=a.threads, init=a.init,
+    )
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -221,14 +221,16 @@ def time_calls(fn: Callable[[], object], warmup: int, repeats: int, calls: int,
 
 def make_colorizer(record: Any, render_factor: int, precision: str, batch_size: int | None,
                    threads: int | None) -> Any:
+    from streamcolor import set_threads
     from streamcolor.model.colorizer import Colorizer
 
+    set_threads(threads)  # as the CLI does: all the CPUs this process may use by default
     return Colorizer(record, render_factor=render_factor, device="cpu", precision=precision,
-                     batch_size=batch_size, threads=threads)
+                     batch_size=batch_size)
 
 
 def dtype_name(colorizer: Any) -> str:
-    return str(colorizer.settings.dtype).replace("torch.", "")
+    return str(colorizer.runtime.settings.dtype).replace("torch.", "")
 
 
 def predict_rate(colorizer: Any, frames: Sequence[Any], batch: int, plan: Plan,
@@ -637,10 +639,11 @@ def environment(threads: int | None) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from streamcolor.model.colorizer import _cpu_bf16_ok
+    from streamcolor import set_threads
+    from streamcolor.model.runtime.threads import available_cpus
+    from streamcolor.model.runtime.torch_runtime import cpu_bf16_supported
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -648,8 +651,8 @@ def environment(threads: int | None) -> dict[str, Any]:
     return {
         "cpu_model": cpu_model(), "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(),
         "cpu_affinity": affinity, "torch": torch.__version__,
-        "torch_threads": threads or os.cpu_count(),  # what Colorizer sets
-        "cpu_bf16_supported": _cpu_bf16_ok(), "python": platform.python_version(),
+        "torch_threads": threads or available_cpus(),  # what the CLI sets
+        "cpu_bf16_supported": cpu_bf16_supported(), "python": platform.python_version(),
         "av": av.__version__, "opencv": cv2.__version__, "numpy": np.__version__,
         "platform": platform.platform(),
         "thread_env": {k: os.environ.get(k) for k in THREAD_ENV},
@@ -742,7 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="JSON results file; the markdown goes beside it with suffix .md "
                          "(default benchmarks/results/engine.json, engine_quick.json with --quick)")
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads (default: what Colorizer picks, os.cpu_count())")
+                    help="torch threads (default: what the CLI picks, the CPUs available)")
     ap.add_argument("--sections", default=None,
                     help=f"comma-separated subset of: {', '.join(SECTIONS)} (default: all)")
     ap.add_argument("--deoldify", type=Path, default=DEOLDIFY_PATH,

@@ -325,7 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     strengths = ([float(x) for x in a.strengths.split(",")] if a.strengths else
                  [DEFAULT_STRENGTH] + [s for s in (0.8, 0.9) if s != DEFAULT_STRENGTH])
     repeats = a.repeats or (1 if a.quick else 2)
-    colorizer = Colorizer(a.model, threads=a.threads)
+    from streamcolor import set_threads
+
+    set_threads(a.threads)
+    colorizer = Colorizer(a.model)
     out = Path(a.out) if a.out else RESULTS_DIR / ("temporal_quick.json" if a.quick
                                                     else "temporal.json")
     results = []

@@ -14,21 +14,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Colorizer", "TemporalSmoother", "colorize_path", "open_source"]
+__all__ = ["Colorizer", "TemporalSmoother", "colorize_path", "open_source", "set_threads"]
 
 if TYPE_CHECKING:
     from streamcolor.api import colorize_path
     from streamcolor.io.sources import open_source
     from streamcolor.model.colorizer import Colorizer
+    from streamcolor.model.runtime import configure_threads as set_threads
     from streamcolor.temporal.smoother import TemporalSmoother
 
 _LAZY = {"Colorizer": "streamcolor.model.colorizer", "colorize_path": "streamcolor.api",
-         "open_source": "streamcolor.io.sources", "TemporalSmoother": "streamcolor.temporal"}
+         "open_source": "streamcolor.io.sources", "TemporalSmoother": "streamcolor.temporal",
+         "set_threads": "streamcolor.model.runtime"}
+_RENAMED = {"set_threads": "configure_threads"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(importlib.import_module(_LAZY[name]), _RENAMED.get(name, name))
     raise AttributeError(f"module 'streamcolor' has no attribute {name!r}")

@@ -4,6 +4,8 @@ callers can catch either.  Library code raises these; only the IO edge translate
 
 from __future__ import annotations
 
+import pickle
+
 
 class StreamcolorError(Exception):
     """Base of every error streamcolor raises on purpose (one clear line for the user)."""
@@ -31,6 +33,14 @@ class ModelError(StreamcolorError, LookupError):
 
 class WeightsIntegrityError(ModelError):
     """A weights file whose sha256 does not match its record."""
+
+
+class UnsafeCheckpointError(ModelError, pickle.UnpicklingError):
+    """A checkpoint that would need code to be unpickled (refused)."""
+
+
+class ResourceError(StreamcolorError, MemoryError):
+    """Not enough memory (host or device) for the job as asked; says what to lower."""
 
 
 class StreamLostError(StreamcolorError, ConnectionError):

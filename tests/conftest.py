@@ -32,13 +32,13 @@ def tiny_weights(tmp_path_factory) -> Path:
 def colorizer(tiny_weights):
     from streamcolor.model.colorizer import Colorizer
 
-    # threads=1: the test machine has 2 busy cores, where 2 torch threads are ~100x slower.
-    return Colorizer(str(tiny_weights), precision="fp32", batch_size=4, threads=1)
+    return Colorizer(str(tiny_weights), precision="fp32", batch_size=4)
 
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
-    """Colorizer() sets torch's (process-wide) thread count; keep the suite on one thread."""
+    """One torch thread for the suite (2 busy cores make 2 spin-waiting threads ~100x slower);
+    the CLI, called in-process by some tests, sets the count: put it back."""
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(1)

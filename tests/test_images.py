@@ -66,8 +66,11 @@ def test_colorize_numpy_api(colorizer):
     assert colorfulness(rgb) > 3.0
     rgb2 = colorizer.colorize(np.repeat(gray[..., None], 3, axis=2))
     assert np.array_equal(rgb, rgb2)
-    with pytest.raises(TypeError):
-        colorizer.colorize(gray.astype(np.float32))
+    # the sample types predict() takes are the ones colorize() takes; others are a TypeError
+    rgbf = colorizer.colorize(gray.astype(np.float32) / 255.0)
+    assert rgbf.dtype == np.float32 and np.abs(rgbf * 255.0 - rgb).max() <= 1.0
+    with pytest.raises(TypeError, match="int32"):
+        colorizer.colorize(gray.astype(np.int32))
 
 
 def test_16bit_png_kept_16bit(colorizer, tmp_path):
@@ -84,7 +87,7 @@ def test_16bit_png_kept_16bit(colorizer, tmp_path):
 
 
 def test_batch_size_invariance_predict(tiny_weights, colorizer):
-    c1 = Colorizer(str(tiny_weights), precision="fp32", batch_size=1, threads=1)
+    c1 = Colorizer(str(tiny_weights), precision="fp32", batch_size=1)
     assert (c1.batch_size, colorizer.batch_size) == (1, 4)
     frames = [pattern_frame(i, 96, 64).astype(np.float32) / 255.0 for i in range(7)]
     a = c1.predict_batched(frames)
@@ -110,7 +113,7 @@ def test_pipeline_batch_size_gives_identical_images(tiny_weights, tmp_path):
     grays = _frame_folder(tmp_path / "in", names)
     outs = {}
     for bs in (1, 3, 4):
-        c = Colorizer(str(tiny_weights), precision="fp32", batch_size=bs, threads=1)
+        c = Colorizer(str(tiny_weights), precision="fp32", batch_size=bs)
         out = tmp_path / f"out{bs}"
         res = Pipeline(c).run(FolderSource(tmp_path / "in"), FolderSink(out))
         assert res.frames == len(names) and res.complete

@@ -130,8 +130,7 @@ def test_every_stage_runs_and_resumes(data, tmp_path):
                      "tinygan", "--out", str(tmp_path / "models"), "--render-factor", "4"])
     assert code == 0
     assert (tmp_path / "gan_b" / "inflection.png").exists()
-    c = Colorizer(str(tmp_path / "models" / "tinygan.safetensors"), precision="fp32",
-                  threads=1)
+    c = Colorizer(str(tmp_path / "models" / "tinygan.safetensors"), precision="fp32")
     assert c.record.meta["recipe"]["stage"].startswith("NoGAN GAN phase")
     assert c.colorize(np.zeros((32, 32), np.uint8)).shape == (32, 32, 3)
 

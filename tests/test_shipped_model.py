@@ -34,7 +34,7 @@ def test_shipped_models_are_verified_and_self_describing(name):
 @pytest.mark.skipif(not VAL.is_dir(), reason="needs ../shared/data/val beside the checkout")
 def test_default_model_beats_gray_on_real_photos():
     files = sorted(VAL.glob("*.jpg"))[::25][:8]
-    colorizer = Colorizer(precision="fp32", threads=1)
+    colorizer = Colorizer(precision="fp32")
     gains, colours = [], []
     for f in files:
         gt = cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB)

@@ -62,7 +62,7 @@ def test_loading_weights_never_unpickles(tiny_weights, monkeypatch):
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "Unpickler", refuse)
-    c = Colorizer(str(tiny_weights), precision="fp32", threads=1)
+    c = Colorizer(str(tiny_weights), precision="fp32")
     assert c.name == "tiny" and c.render_factor == 4
     out = c.predict([np.full((48, 64), 0.5, np.float32)])
     assert out.shape == (1, 64, 64, 2)
@@ -87,7 +87,7 @@ def test_save_load_round_trip_matches_in_memory_model(tmp_path):
     np.testing.assert_allclose(got, ref, atol=1e-5)
     assert np.abs(ref).max() > 0.01
     # through the Colorizer (frames already at render size, so no resize)
-    c = Colorizer(rec, precision="fp32", threads=1)
+    c = Colorizer(rec, precision="fp32")
     assert c.render_factor == 8 and c.render_size(96, 160) == (96, 160)
     np.testing.assert_allclose(c.predict(list(x[:, 0].numpy())), ref, atol=1e-5)
 
@@ -109,8 +109,10 @@ def test_load_checkpoint_is_weights_only(tmp_path):
     # the file itself is fine for a full unpickler (so the refusal below is about safety) ...
     assert isinstance(torch.load(evil, weights_only=False)["gadget"], Gadget)
     # ... but load_checkpoint refuses to unpickle the custom class
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(pickle.UnpicklingError) as e:
         load_checkpoint(evil)
+    assert isinstance(e.value, StreamcolorError) and str(evil) in str(e.value)
+    assert "\n" not in str(e.value)
     plain = tmp_path / "plain.pt"
     torch.save({"model": {"w": torch.ones(2)}, "step": 3, "lr": 1e-4}, plain)
     ck = load_checkpoint(plain)
@@ -123,7 +125,7 @@ def test_wrong_sha256_raises_integrity_error(tiny_weights):
         load_generator(bad)
     assert isinstance(e.value, ModelError) and str(tiny_weights) in str(e.value)
     with pytest.raises(WeightsIntegrityError):
-        Colorizer(bad, precision="fp32", threads=1)
+        Colorizer(bad, precision="fp32")
     good = WeightsRecord("tiny", tiny_weights, "unet_tiny", sha256=sha256_file(tiny_weights))
     load_generator(good)  # the right hash loads
     load_generator(bad, verify=False)
@@ -135,7 +137,7 @@ def test_safetensors_without_metadata_is_model_error(tmp_path, tiny_weights):
     with pytest.raises(ModelError, match="metadata"):
         resolve_model(str(plain))
     with pytest.raises(ModelError):
-        Colorizer(str(plain), threads=1)
+        Colorizer(str(plain))
 
 
 def test_not_a_safetensors_file_is_model_error(tmp_path):
@@ -151,7 +153,7 @@ def test_unknown_model_name(monkeypatch, tmp_path):
         resolve_model("nosuchmodel")
     assert isinstance(e.value, LookupError) and isinstance(e.value, StreamcolorError)
     with pytest.raises(LookupError):
-        Colorizer("nosuchmodel", threads=1)
+        Colorizer("nosuchmodel")
 
 
 def test_missing_weights_path(tmp_path):
@@ -171,19 +173,19 @@ def test_shipped_model_index(monkeypatch, tmp_path, tiny_weights):
     assert sorted(list_models()) == ["absent", "broken", "tiny"]
     rec = resolve_model("tiny")
     assert rec.path == tmp_path / "tiny.safetensors" and rec.render_factor == 5
-    c = Colorizer("tiny", precision="fp32", threads=1)
+    c = Colorizer("tiny", precision="fp32")
     assert c.name == "tiny" and c.render_factor == 5
     with pytest.raises(WeightsIntegrityError):
-        Colorizer("broken", threads=1)
+        Colorizer("broken")
     with pytest.raises(ModelError, match="missing"):
-        Colorizer("absent", threads=1)
+        Colorizer("absent")
 
 
 def test_weights_for_another_architecture_is_model_error(tmp_path):
     p = tmp_path / "lying.safetensors"
     save_weights(build_tiny_model(), p, {"arch": "unet_lite0"})
     with pytest.raises(ModelError):
-        Colorizer(str(p), threads=1)
+        Colorizer(str(p))
 
 
 @pytest.mark.parametrize("meta", ["{oops", json.dumps({"render_factor": 4})])
@@ -196,6 +198,6 @@ def test_bad_metadata_is_model_error(tmp_path, tiny_weights, meta):
 
 def test_render_factor_out_of_range(tiny_weights):
     with pytest.raises(ModelError, match="render factor"):
-        Colorizer(str(tiny_weights), render_factor=2, threads=1)
+        Colorizer(str(tiny_weights), render_factor=2)
     with pytest.raises(ModelError, match="render factor"):
-        Colorizer(str(tiny_weights), render_factor=65, threads=1)
+        Colorizer(str(tiny_weights), render_factor=65)

@@ -95,10 +95,12 @@ def _cmd_colorize(a: argparse.Namespace) -> int:
     from streamcolor.api import EncodeOptions, colorize_path
     from streamcolor.cli.progress import make_progress
     from streamcolor.model.colorizer import Colorizer
+    from streamcolor.model.runtime import configure_threads
 
     console = Console(stderr=True)
+    configure_threads(a.threads)
     colorizer = Colorizer(a.model, render_factor=a.render_factor, device=a.device,
-                          precision=a.precision, batch_size=a.batch_size, threads=a.threads)
+                          precision=a.precision, batch_size=a.batch_size)
     encode = EncodeOptions(codec=a.codec, crf=a.crf, preset=a.preset, fps=a.fps)
     progress = None if a.quiet else make_progress(console)
     task = None

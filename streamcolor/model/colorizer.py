@@ -1,32 +1,37 @@
-"""The model stage: luma frames in, chroma at render resolution out.
+"""The model stage's model-independent half: luma frames in, chroma at render resolution out,
+around a :class:`~streamcolor.model.runtime.Runtime` that runs the network.
 
 ``render_factor`` follows DeOldify (render size = render_factor x 16 px) but keeps the aspect
 ratio: the render has about the *area* of DeOldify's (render_factor*16)² square, with both sides
-multiples of 32 (the encoder's stride).  640x480 at render_factor 16 renders at 288x224.
+multiples of the model's ``multiple`` (32, the encoder's stride).  640x480 at render_factor 16
+renders at 288x224.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
-from streamcolor.color import luma_to_unit, merge_luma_chroma_u8, rgb_to_luma_u8
+from streamcolor.color import luma_to_unit, rgb_to_luma_u8
+from streamcolor.compose import compose_rgb
 from streamcolor.errors import ModelError
-from streamcolor.model.networks import ChromaUNet
-from streamcolor.model.weights import WeightsRecord, load_generator, resolve_model
+from streamcolor.model.contract import ModelContract
+from streamcolor.model.runtime import Runtime, is_runtime
+
+if TYPE_CHECKING:
+    from streamcolor.model.networks import ChromaUNet
+    from streamcolor.model.weights import WeightsRecord
 
 log = logging.getLogger(__name__)
 
 RENDER_BASE = 16
 MIN_RENDER_FACTOR, MAX_RENDER_FACTOR = 4, 64
+LUMA_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 
 
 def render_size(height: int, width: int, render_factor: int, multiple: int = 32) -> tuple[int, int]:
@@ -42,100 +47,97 @@ def render_size(height: int, width: int, render_factor: int, multiple: int = 32)
 
 
 def render_input(luma: np.ndarray, rh: int, rw: int, full_range: bool = True) -> np.ndarray:
-    """One luma frame -> float32 (rh, rw) full-range luma in [0, 1], the generator's input."""
+    """One luma frame -> float32 (rh, rw) full-range luma in [0, 1]."""
     return luma_to_unit(cv2.resize(luma, (rw, rh), interpolation=cv2.INTER_AREA), full_range)
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda asked for, but no CUDA device is available")
-    if device not in ("cpu", "cuda"):
-        raise ModelError(f"unknown device {device!r} (auto, cpu or cuda)")
-    return torch.device(device)
+def check_render_factor(render_factor: int) -> int:
+    if isinstance(render_factor, bool) or not isinstance(render_factor, int | np.integer) or \
+            not MIN_RENDER_FACTOR <= render_factor <= MAX_RENDER_FACTOR:
+        raise ModelError(f"render factor {render_factor!r} is outside "
+                         f"{MIN_RENDER_FACTOR}..{MAX_RENDER_FACTOR}")
+    return int(render_factor)
 
 
-def _cpu_bf16_ok() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-@dataclass(frozen=True)
-class InferenceSettings:
-    device: torch.device
-    dtype: torch.dtype  # autocast dtype, or float32 for none
-    batch_size: int
-    channels_last: bool
-
-
-def default_settings(device: torch.device, precision: str = "auto",
-                     batch_size: int | None = None, render_factor: int = 16,
-                     ) -> InferenceSettings:
-    if precision == "auto":
-        if device.type == "cuda":
-            dtype = torch.float16
-        else:
-            dtype = torch.bfloat16 if _cpu_bf16_ok() else torch.float32
-    else:
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    if batch_size is None:
-        # Measured on 2 CPU cores (benchmarks/results/engine.md): batches help up to ~256² px
-        # (47 vs 41 fps, bf16) and hurt above (384²: 11 vs 18 fps), where caches overflow.
-        batch_size = 16 if device.type == "cuda" else (4 if render_factor <= 16 else 1)
-    return InferenceSettings(device, dtype, max(1, batch_size), channels_last=True)
+def check_luma(y: object, what: str = "frame") -> np.ndarray:
+    """A 2-D luma array of a supported sample type, or ``TypeError``/``ValueError``."""
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"{what}: expected a numpy array, got {type(y).__name__}")
+    if y.ndim == 3 and y.shape[2] == 1:
+        y = y[..., 0]
+    if y.ndim != 2:
+        raise ValueError(f"{what}: expected a 2-D luma array (H, W), got shape {y.shape}")
+    if y.dtype not in LUMA_DTYPES:
+        raise TypeError(f"{what}: unsupported sample type {y.dtype} "
+                        "(uint8, uint16, or float in [0, 1])")
+    if y.shape[0] < 1 or y.shape[1] < 1:
+        raise ValueError(f"{what}: empty image of shape {y.shape}")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError(f"{what}: contains NaN or infinite values")
+    return y
 
 
 class Colorizer:
-    """A loaded generator with its render settings; the Python API works on numpy frames.
+    """A generator with its render settings; the Python API works on numpy frames.
 
     >>> c = Colorizer()                       # the default shipped model, CPU or GPU
     >>> rgb = c.colorize(gray_uint8_image)    # (H, W) or (H, W, 3) -> (H, W, 3) uint8 RGB
+
+    ``model`` is a shipped model's name, a ``.safetensors`` path, a
+    :class:`~streamcolor.model.weights.WeightsRecord`, a :class:`ChromaUNet`, or any
+    :class:`~streamcolor.model.runtime.Runtime` (then ``device``, ``precision`` and
+    ``batch_size`` are the runtime's own).  Constructing one changes no process-wide
+    setting; torch's thread count is :func:`streamcolor.set_threads`'s job.
     """
 
-    def __init__(self, model: str | WeightsRecord | ChromaUNet | None = None,
+    def __init__(self, model: str | WeightsRecord | ChromaUNet | Runtime | None = None,
                  render_factor: int | None = None, device: str = "auto",
-                 precision: str = "auto", batch_size: int | None = None,
-                 threads: int | None = None) -> None:
-        self.device = pick_device(device)
-        if self.device.type == "cpu":
-            torch.set_num_threads(threads or os.cpu_count() or 1)
-        if isinstance(model, ChromaUNet):
-            self.record = None
-            net = model.eval()
-            default_rf = 16
+                 precision: str = "auto", batch_size: int | None = None) -> None:
+        self.record: WeightsRecord | None = None
+        if is_runtime(model):
+            runtime = model
+            self.render_factor = check_render_factor(
+                runtime.contract.render_factor if render_factor is None else render_factor)
         else:
-            self.record = model if isinstance(model, WeightsRecord) else resolve_model(model)
-            net = load_generator(self.record)
-            default_rf = self.record.render_factor
-        self.render_factor = int(render_factor or default_rf)
-        if not MIN_RENDER_FACTOR <= self.render_factor <= MAX_RENDER_FACTOR:
-            raise ModelError(f"render factor {self.render_factor} is outside "
-                             f"{MIN_RENDER_FACTOR}..{MAX_RENDER_FACTOR}")
-        self.settings = default_settings(self.device, precision, batch_size, self.render_factor)
-        self.multiple = net.config.multiple
-        net = net.to(self.device)
-        if self.settings.channels_last:
-            net = net.to(memory_format=torch.channels_last)
-        self.net = net
+            from streamcolor.model.runtime.torch_runtime import TorchRuntime
+
+            net, contract = self._load(model)
+            self.render_factor = check_render_factor(
+                contract.render_factor if render_factor is None else render_factor)
+            runtime = TorchRuntime(net, contract, self.record.name if self.record else None,
+                                   device, precision, batch_size, self.render_factor)
+        self.runtime: Runtime = runtime  # type: ignore[assignment]
+
+    def _load(self, model: object) -> tuple[ChromaUNet, ModelContract]:
+        from streamcolor.model.networks import ChromaUNet
+        from streamcolor.model.weights import WeightsRecord, load_generator, resolve_model
+
+        if isinstance(model, ChromaUNet):
+            return model.eval(), ModelContract(multiple=model.config.multiple)
+        if model is not None and not isinstance(model, str | WeightsRecord):
+            raise TypeError("model must be a model name, a .safetensors path, a WeightsRecord, "
+                            f"a ChromaUNet or a Runtime, not {type(model).__name__}")
+        self.record = model if isinstance(model, WeightsRecord) else resolve_model(model)
+        return load_generator(self.record), self.record.contract
 
     @property
     def name(self) -> str:
-        return self.record.name if self.record else self.net.config.name
+        return self.runtime.name
+
+    @property
+    def contract(self) -> ModelContract:
+        return self.runtime.contract
 
     @property
     def batch_size(self) -> int:
-        return self.settings.batch_size
+        return self.runtime.batch_size
+
+    @property
+    def multiple(self) -> int:
+        return self.contract.multiple
 
     def render_size(self, height: int, width: int) -> tuple[int, int]:
         return render_size(height, width, self.render_factor, self.multiple)
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.settings.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.settings.dtype)
 
     def predict(self, lumas: Sequence[np.ndarray],
                 full_range: bool | Sequence[bool] = True) -> np.ndarray:
@@ -144,21 +146,31 @@ class Colorizer:
         ``lumas`` are uint8 (0..255, or 16..235 where ``full_range`` is False), uint16
         (0..65535) or float in [0, 1].  Each is shrunk to the render size first (INTER_AREA,
         in its own sample type, so full-resolution frames are never converted to float) and
-        the batch runs through the generator once.
+        the batch runs through the runtime once.
         """
-        if not lumas:
+        if isinstance(lumas, np.ndarray) and lumas.ndim == 2:
+            raise TypeError("predict takes a sequence of frames; wrap one frame in a list")
+        frames = [check_luma(y, f"frame {i}") for i, y in enumerate(lumas)]
+        if not frames:
             return np.zeros((0, 0, 0, 2), np.float32)
-        h, w = lumas[0].shape[:2]
+        h, w = frames[0].shape
+        for i, y in enumerate(frames):
+            if y.shape != (h, w):
+                raise ValueError(f"frame {i}: frames of one batch must have one size; "
+                                 f"frame 0 is {w}x{h}, frame {i} is {y.shape[1]}x{y.shape[0]}")
+        ranges = [full_range] * len(frames) if isinstance(full_range, bool) else list(full_range)
+        if len(ranges) != len(frames):
+            raise ValueError(f"{len(ranges)} full_range flags for {len(frames)} frames")
         rh, rw = self.render_size(h, w)
-        ranges = [full_range] * len(lumas) if isinstance(full_range, bool) else full_range
-        small = np.stack([render_input(y, rh, rw, fr)
-                          for y, fr in zip(lumas, ranges, strict=True)])
-        x = torch.from_numpy(small).unsqueeze(1).to(self.device)
-        if self.settings.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), self._autocast():
-            out = self.net(x)
-        return out.float().permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        small = np.stack([render_input(y, rh, rw, fr) for y, fr in zip(frames, ranges,
+                                                                          strict=True)])
+        lo, hi = self.contract.input_range
+        if (lo, hi) != (0.0, 1.0):
+            small = small * np.float32(hi - lo) + np.float32(lo)
+        out = self.runtime.predict(small)
+        if self.contract.chroma_scale != 1.0:
+            out = out * np.float32(self.contract.chroma_scale)
+        return out
 
     def predict_batched(self, lumas: Sequence[np.ndarray]) -> np.ndarray:
         """:meth:`predict` in chunks of ``batch_size``."""
@@ -166,14 +178,26 @@ class Colorizer:
         return np.concatenate([self.predict(lumas[i:i + bs]) for i in range(0, len(lumas), bs)])
 
     def colorize(self, image: np.ndarray) -> np.ndarray:
-        """One numpy image (gray (H, W) or RGB (H, W, 3), uint8) -> colourised uint8 RGB.
+        """One numpy image -> colourised RGB (H, W, 3) of the same sample type.
 
-        The output's luma is the input's; only chroma comes from the model.
+        ``image`` is gray (H, W) or RGB (H, W, 3), uint8, uint16 or float in [0, 1].  The
+        output's luma is the input's (BT.601 luma of an RGB input); only chroma comes from the
+        model.
         """
-        img = np.asarray(image)
-        if img.dtype != np.uint8:
-            raise TypeError(f"colorize expects uint8 images, got {img.dtype}")
-        y = img if img.ndim == 2 else rgb_to_luma_u8(img)
-        chroma = self.predict([y])[0]
-        full = cv2.resize(chroma, (y.shape[1], y.shape[0]), interpolation=cv2.INTER_LINEAR)
-        return merge_luma_chroma_u8(y, full)
+        img = image
+        if isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3:
+            img = _rgb_luma(img)
+        y = check_luma(img, "image")
+        return compose_rgb(y, self.predict([y])[0])
+
+
+def _rgb_luma(rgb: np.ndarray) -> np.ndarray:
+    if rgb.dtype == np.uint8:
+        return rgb_to_luma_u8(rgb)
+    if rgb.dtype not in LUMA_DTYPES:
+        raise TypeError(f"image: unsupported sample type {rgb.dtype} "
+                        "(uint8, uint16, or float in [0, 1])")
+    y = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    if rgb.dtype == np.uint16:
+        return np.clip(np.rint(y), 0, 65535).astype(np.uint16)
+    return y

@@ -1,8 +1,12 @@
-"""Weights as records: a named file with its architecture, metadata and sha256 (torchvision
-``Weights`` style).  Files are safetensors, so loading never unpickles code.
+"""Weights as records: a named file with its architecture, input/output contract, metadata
+and sha256 (torchvision ``Weights`` style).  Files are safetensors, so loading never unpickles
+code.
 
-``models/models.json`` lists the shipped records; each ``.safetensors`` also carries its own
-metadata (under the key ``streamcolor``) so a file copied elsewhere still describes itself.
+The shipped models are package data (``streamcolor/model/shipped/``, found with
+:mod:`importlib.resources`, so they work from a wheel as from a checkout); its ``models.json``
+lists their records, and ``STREAMCOLOR_MODELS`` points at another such folder.  Each
+``.safetensors`` also carries its own metadata (under the key ``streamcolor``) so a file
+copied elsewhere still describes itself.
 """
 
 from __future__ import annotations
@@ -19,18 +23,33 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from streamcolor.errors import InputNotFoundError, ModelError, WeightsIntegrityError
+from streamcolor.errors import (
+    InputNotFoundError,
+    ModelError,
+    UnsafeCheckpointError,
+    WeightsIntegrityError,
+)
+from streamcolor.model.contract import ModelContract, contract_from_meta
 from streamcolor.model.networks import ChromaUNet, create_generator, prepare_for_inference
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parent / "shipped"
+SHIPPED_PACKAGE = "streamcolor.model"
+SHIPPED_FOLDER = "shipped"
 INDEX_NAME = "models.json"
 DEFAULT_MODEL = "stable"
 
 
 def models_dir() -> Path:
-    return Path(os.environ.get("STREAMCOLOR_MODELS", MODELS_DIR))
+    """The folder of ``models.json`` and its weights: ``$STREAMCOLOR_MODELS`` if set, else
+    the package's own ``shipped/`` folder."""
+    override = os.environ.get("STREAMCOLOR_MODELS")
+    if override:
+        return Path(override)
+    from importlib.resources import files
+
+    # A regular (wheel or editable) install: the package data is a real folder on disk.
+    return Path(str(files(SHIPPED_PACKAGE) / SHIPPED_FOLDER))
 
 
 def sha256_file(path: str | Path) -> str:
@@ -52,8 +71,12 @@ class WeightsRecord:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def contract(self) -> ModelContract:
+        return contract_from_meta(self.meta, str(self.path))
+
+    @property
     def render_factor(self) -> int:
-        return int(self.meta.get("render_factor", 16))
+        return self.contract.render_factor
 
     def verify(self) -> None:
         if self.sha256 is None:
@@ -91,6 +114,10 @@ def save_weights(model: ChromaUNet, path: str | Path, meta: dict[str, Any]) -> s
     """
     state = plain_state_dict(model)
     meta = {"arch": model.config.name, "config": model.config.to_dict(), **meta}
+    meta.setdefault("contract", ModelContract(
+        multiple=model.config.multiple,
+        render_factor=int(meta.get("render_factor", 16))).to_dict())
+    contract_from_meta(meta, str(path))  # refuse to write a contract nobody can read
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file(state, str(tmp), metadata={"streamcolor": json.dumps(meta, sort_keys=True)})
@@ -118,21 +145,27 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 
 def list_models() -> dict[str, WeightsRecord]:
-    """Shipped models from ``models/models.json``."""
-    index = models_dir() / INDEX_NAME
+    """The records of ``models.json`` in :func:`models_dir` (none if it has no index)."""
+    folder = models_dir()
+    index = folder / INDEX_NAME
     if not index.exists():
         return {}
-    entries = json.loads(index.read_text())
-    return {
-        name: WeightsRecord(
-            name=name,
-            path=models_dir() / e["file"],
-            arch=e["arch"],
-            sha256=e.get("sha256"),
-            meta=e.get("meta", {}),
-        )
-        for name, e in entries.items()
-    }
+    try:
+        entries = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else f"not valid JSON: {e}"
+        raise ModelError(f"{index}: cannot read the model index ({reason})") from None
+    if not isinstance(entries, dict):
+        raise ModelError(f"{index}: the model index must map names to records")
+    records = {}
+    for name, e in entries.items():
+        if not isinstance(e, dict) or not isinstance(e.get("file"), str) or \
+                not isinstance(e.get("arch"), str) or not isinstance(e.get("meta", {}), dict):
+            raise ModelError(f"{index}: record {name!r} needs 'file' and 'arch' strings "
+                             "(and an optional 'meta' mapping)")
+        records[name] = WeightsRecord(name=name, path=folder / e["file"], arch=e["arch"],
+                                      sha256=e.get("sha256"), meta=e.get("meta", {}))
+    return records
 
 
 def resolve_model(name_or_path: str | None) -> WeightsRecord:
@@ -177,5 +210,24 @@ def load_generator(record: WeightsRecord, verify: bool = True) -> ChromaUNet:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Training checkpoints: torch files loaded with ``weights_only=True`` (no code unpickled)."""
-    return torch.load(str(path), map_location=map_location, weights_only=True)
+    """Training checkpoints: torch files loaded with ``weights_only=True`` (no code unpickled).
+
+    A missing file, a file that is no torch checkpoint, or one that would need code to be
+    unpickled is one :class:`ModelError` line."""
+    import pickle
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputNotFoundError(f"{p}: no such checkpoint file")
+    try:
+        ckpt = torch.load(str(p), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise UnsafeCheckpointError(f"{p}: not a plain tensor checkpoint (it would need code to be "
+                         "unpickled, which streamcolor refuses)") from None
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelError(f"{p}: not a readable torch checkpoint ({reason[:200]})") from None
+    if not isinstance(ckpt, dict):
+        raise ModelError(f"{p}: not a streamcolor checkpoint (a {type(ckpt).__name__}, "
+                         "not a mapping)")
+    return ckpt

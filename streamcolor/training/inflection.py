@@ -110,8 +110,7 @@ def load_val(folder: str | Path, extractor: FeatureExtractor, limit: int | None 
 def evaluate_generator(model: torch.nn.Module, val: ValSet, extractor: FeatureExtractor,
                        render_factor: int = 16, name: str = "", images: int = 0,
                        ) -> CheckpointMetrics:
-    col = Colorizer(model, render_factor=render_factor, precision="fp32", batch_size=1,
-                    threads=torch.get_num_threads())
+    col = Colorizer(model, render_factor=render_factor, precision="fp32", batch_size=1)
     ps, cf, gap, drift, feats = [], [], [], [], []
     for rgb, y, org, cfg in zip(val.rgb, val.luma, val.orange, val.colorfulness, strict=True):
         chroma = col.predict([y])[0]

@@ -105,7 +105,9 @@ def generator_loss(model, feat_loss: FeatureLoss, rgb: torch.Tensor, cfg: Pretra
 def train(cfg: PretrainConfig) -> Path:
     """Run (or resume) stage 1 through the loop every stage shares (:mod:`.loop`)."""
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        from streamcolor.model.runtime import configure_threads
+
+        configure_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     run = RunDir(cfg.run)

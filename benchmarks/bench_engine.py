@@ -133,7 +133,7 @@ def make_gray_clip(src: Path, dst: Path, width: int, height: int, frames: int,
     import cv2
     import numpy as np
 
-    from streamcolor.io.sources import frame_luma
+    from streamcolor.io.video import frame_luma
 
     n = 0
     with av.open(str(dst), mode="w") as out:
@@ -146,7 +146,7 @@ def make_gray_clip(src: Path, dst: Path, width: int, height: int, frames: int,
             got = 0
             with av.open(str(src)) as inp:
                 for vf in inp.decode(video=0):
-                    y, full = frame_luma(vf)
+                    y, full, _ = frame_luma(vf)
                     if full:  # to TV range
                         y = np.rint(16.0 + y.astype(np.float32) * (219.0 / 255.0)).astype(np.uint8)
                     if y.shape != (height, width):
@@ -178,7 +178,7 @@ def count_video_frames(path: Path) -> int:
 
 def val_lumas(count: int) -> list[Any]:
     """Full-range uint8 luma of the first ``count`` validation images (sorted by name)."""
-    from streamcolor.io.sources import read_image_luma
+    from streamcolor.io.images import read_image_luma
 
     files = sorted(p for p in VAL_DIR.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not files:

@@ -115,11 +115,10 @@ class Recorder:
 
 def compose(lumas: Sequence[np.ndarray], chroma: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
     """RGB as the sinks write it (chroma upsampled to full size, source luma kept)."""
-    from streamcolor.frames import Frame
-    from streamcolor.io.sinks import compose_rgb
+    from streamcolor.compose import compose_rgb
 
-    for i, (y, c) in enumerate(zip(lumas, chroma, strict=True)):
-        yield compose_rgb(Frame(y, i), c)
+    for y, c in zip(lumas, chroma, strict=True):
+        yield compose_rgb(y, c)
 
 
 def smoothed(lumas: Sequence[np.ndarray], chroma: Sequence[np.ndarray],

@@ -69,7 +69,9 @@ def merge_luma_chroma(y: np.ndarray, chroma: np.ndarray) -> np.ndarray:
 def luma_to_unit(y: np.ndarray, full_range: bool = True) -> np.ndarray:
     """Luma samples -> float32 full-range luma in [0, 1], the generator's input scale.
 
-    uint8 is 0..255 (``full_range``) or TV 16..235; uint16 is 0..65535; floats are clipped.
+    uint8 is 0..255 (``full_range``) or TV 16..235; uint16 is 0..65535 or TV 4096..60160
+    (16..235 in the high byte, which is also where MSB-aligned 10/12-bit video puts it);
+    floats are clipped.
     """
     if y.dtype == np.uint8:
         yf = y.astype(np.float32)
@@ -77,7 +79,10 @@ def luma_to_unit(y: np.ndarray, full_range: bool = True) -> np.ndarray:
             return yf * np.float32(1.0 / 255.0)
         return np.clip((yf - 16.0) * np.float32(1.0 / 219.0), 0.0, 1.0)
     if y.dtype == np.uint16:
-        return y.astype(np.float32) * np.float32(1.0 / 65535.0)
+        yf = y.astype(np.float32)
+        if full_range:
+            return yf * np.float32(1.0 / 65535.0)
+        return np.clip((yf - 4096.0) * np.float32(1.0 / 56064.0), 0.0, 1.0)
     return np.clip(y.astype(np.float32), 0.0, 1.0)
 
 
@@ -91,6 +96,16 @@ def chroma_to_u8(chroma: np.ndarray, limited: bool) -> np.ndarray:
     """Chroma offsets in [-0.5, 0.5] -> uint8 plane values (full 0..255 or TV 16..240)."""
     scale = 224.0 if limited else 255.0
     return np.clip(np.rint(chroma * scale + 128.0), 0, 255).astype(np.uint8)
+
+
+def chroma_to_plane(chroma: np.ndarray, limited: bool, bits: int = 8) -> np.ndarray:
+    """Chroma offsets -> plane values of a ``bits``-deep video (uint8 for 8 bit, else uint16):
+    centre 2^(bits-1), scale 224*2^(bits-8) for TV range, 2^bits - 1 for full range."""
+    if bits == 8:
+        return chroma_to_u8(chroma, limited)
+    scale = 224.0 * (1 << (bits - 8)) if limited else float((1 << bits) - 1)
+    top = (1 << bits) - 1
+    return np.clip(np.rint(chroma * scale + float(1 << (bits - 1))), 0, top).astype(np.uint16)
 
 
 def u8_to_chroma(plane: np.ndarray, limited: bool) -> np.ndarray:

@@ -40,11 +40,13 @@ def _vertical_weights(src_rows: int, dst_rows: int, y0: int, y1: int,
     return sy, np.minimum(sy + 1, src_rows - 1), fy
 
 
-def compose_rgb(luma: np.ndarray, chroma: np.ndarray, full_range: bool = True) -> np.ndarray:
+def compose_rgb(luma: np.ndarray, chroma: np.ndarray, full_range: bool = True,
+                bgr: bool = False) -> np.ndarray:
     """Full-resolution RGB of ``luma`` (H, W) and chroma offsets (h, w, 2) at any size.
 
     uint8 luma gives uint8 RGB, uint16 gives uint16, float luma in [0, 1] gives float32 RGB
-    in [0, 1].  ``full_range`` = False reads uint8 luma as TV range (16..235).
+    in [0, 1].  ``full_range`` = False reads luma as TV range (16..235).  ``bgr`` gives the
+    channels in OpenCV's order (no extra full-size copy for encoding).
     """
     height, width = luma.shape[:2]
     chroma = np.asarray(chroma, np.float32)
@@ -67,6 +69,8 @@ def compose_rgb(luma: np.ndarray, chroma: np.ndarray, full_range: bool = True) -
             w = w[:, None, None]
             band = chroma[r0] * (np.float32(1.0) - w) + chroma[r1] * w
         rgb = merge_luma_chroma(luma_to_unit(luma[y0:y1], full_range), band)
+        if bgr:
+            rgb = rgb[..., ::-1]
         if peak is None:
             out[y0:y1] = rgb
         else:

@@ -19,6 +19,10 @@ class InvalidInputError(StreamcolorError, ValueError):
     """The input exists but cannot be decoded, is empty, or is of an unsupported kind."""
 
 
+class InputTruncatedError(InvalidInputError):
+    """The input ends before its container says it should (an interrupted download or copy)."""
+
+
 class UnsupportedURLError(StreamcolorError, ValueError):
     """A URL whose scheme streamcolor does not read."""
 

@@ -11,7 +11,7 @@ from mediautil import chroma_planes, leftovers, luma_planes, make_video, read_rg
 
 from streamcolor.api import EncodeOptions, colorize_path
 from streamcolor.color import limited_to_full_luma, ycbcr_to_rgb
-from streamcolor.io.sinks import partial_path_for, temp_path_for
+from streamcolor.io.atomic import partial_path_for, temp_path_for
 
 
 class ConstantChroma:

@@ -1,18 +1,27 @@
 """Command line: a thin layer over :mod:`streamcolor.api`.
 
-Exit codes: 0 done, 1 a streamcolor error (one line on stderr), 2 usage, 130 interrupted.
+Exit codes: 0 done, 1 a streamcolor error (one line on stderr), 2 usage, and 128 + the
+signal's number when a signal stopped the run (130 SIGINT, 143 SIGTERM, 129 SIGHUP); a
+stopped run keeps its partial output.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 from streamcolor.cli.logs import setup_logging
+from streamcolor.cli.signals import exit_code, stop_on_signals
+from streamcolor.engine.stop import StopRequested, StopToken
 from streamcolor.errors import StreamcolorError
 from streamcolor.io.urls import redact
+
+STOP_WORDS = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)",
+              "SIGHUP": "hung up (SIGHUP)"}
 
 
 def _fraction(text: str) -> Fraction:
@@ -23,6 +32,28 @@ def _fraction(text: str) -> Fraction:
     if f <= 0:
         raise argparse.ArgumentTypeError(f"frame rate must be positive: {text!r}")
     return f
+
+
+def _int_in(lo: int, hi: int | Callable[[], int]) -> Callable[[str], int]:
+    """argparse type: a whole number in lo..hi (hi may be computed when parsing)."""
+
+    def parse(text: str) -> int:
+        top = hi() if callable(hi) else hi
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not lo <= v <= top:
+            raise argparse.ArgumentTypeError(f"must be in {lo}..{top}: {text!r}")
+        return v
+
+    return parse
+
+
+def _max_threads() -> int:
+    from streamcolor.model.runtime import max_threads
+
+    return max_threads()
 
 
 def _strength(text: str) -> float:
@@ -38,39 +69,52 @@ def _strength(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from streamcolor.model.colorizer import MAX_RENDER_FACTOR, MIN_RENDER_FACTOR
+    from streamcolor.model.runtime.torch_runtime import MAX_BATCH
     from streamcolor.temporal.flow import PRESETS
     from streamcolor.temporal.smoother import DEFAULT_STRENGTH
 
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more messages (-vv: FFmpeg's own too)")
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="errors only: no progress bar or summary")
+
     ap = argparse.ArgumentParser(prog="streamcolor", description="Colorize grayscale video, "
                                  "streams, frame sequences and photos.")
-    ap.add_argument("-v", "--verbose", action="count", default=0)
+    ap.add_argument("-v", "--verbose", action="count", default=0, dest="verbose_top",
+                    help=argparse.SUPPRESS)
     sub = ap.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("colorize", help="colorize an image, folder, video or stream URL")
+    c = sub.add_parser("colorize", parents=[common],
+                       help="colorize an image, folder, video or stream URL")
     c.add_argument("input", help="image, folder or glob of frames, video file, or stream URL")
     c.add_argument("-o", "--output", required=True,
-                   help="image file, video file (by suffix) or folder")
+                   help="image file, video file (by suffix) or folder (a name ending in / or "
+                   "without suffix)")
     c.add_argument("--model", default=None, help="shipped model name or .safetensors path")
-    c.add_argument("--render-factor", type=int, default=None,
-                   help="chroma render size = N x 16 px (area kept, aspect kept)")
-    c.add_argument("--batch-size", type=int, default=None)
+    c.add_argument("--render-factor", type=_int_in(MIN_RENDER_FACTOR, MAX_RENDER_FACTOR),
+                   default=None, help="chroma render size = N x 16 px (area kept, aspect kept; "
+                   f"{MIN_RENDER_FACTOR}..{MAX_RENDER_FACTOR}, default the model's)")
+    c.add_argument("--batch-size", type=_int_in(1, MAX_BATCH), default=None,
+                   help=f"frames per model call (1..{MAX_BATCH}; default by device and size)")
     c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     c.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    c.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for the model (default: all cores)")
+    c.add_argument("--threads", type=_int_in(1, _max_threads), default=None,
+                   help="CPU threads for the model (default: all CPUs available)")
     c.add_argument("--temporal-strength", type=_strength, default=DEFAULT_STRENGTH,
                    help="flicker suppression: weight of the motion-compensated past chroma "
                    f"where motion is reliable (0 = per-frame, default {DEFAULT_STRENGTH})")
     c.add_argument("--codec", default=None, help="video codec (default libx264; vp9 for .webm)")
-    c.add_argument("--crf", type=int, default=18)
+    c.add_argument("--crf", type=_int_in(0, 63), default=18)
     c.add_argument("--preset", default="veryfast", help="x264/x265 preset")
     c.add_argument("--fps", type=_fraction, default=None,
                    help="frame rate when writing a frame folder as video (default 25)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
-    e = sub.add_parser("eval", help="measure quality and flicker of a colorized video or "
-                       "frame folder (against ground truth when given)")
+    e = sub.add_parser("eval", parents=[common],
+                       help="measure quality and flicker of a colorized video or frame folder "
+                       "(against ground truth when given)")
     e.add_argument("output", help="colorized video file, folder or glob of frames")
     e.add_argument("-r", "--reference", default=None,
                    help="ground-truth colour video/frames (same frames): adds PSNR, SSIM and "
@@ -82,14 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--plot", default=None, help="write a PNG of per-frame flicker over time")
     e.add_argument("--flow-preset", default="medium", choices=sorted(PRESETS))
     e.add_argument("--no-ssim", action="store_true", help="skip SSIM (the slowest metric)")
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace existing --json/--plot files")
 
-    sub.add_parser("models", help="list the shipped models")
+    sub.add_parser("models", parents=[common], help="list the shipped models")
     sub.add_parser("train", help="NoGAN training stages (streamcolor train -h)",
                    add_help=False)
     return ap
 
 
-def _cmd_colorize(a: argparse.Namespace) -> int:
+def _cmd_colorize(a: argparse.Namespace, stop: StopToken) -> int:
     from rich.console import Console
 
     from streamcolor.api import EncodeOptions, colorize_path
@@ -121,10 +167,19 @@ def _cmd_colorize(a: argparse.Namespace) -> int:
     try:
         result = colorize_path(a.input, a.output, colorizer, overwrite=a.overwrite,
                                encode=encode, temporal_strength=a.temporal_strength,
-                               progress=advance, on_start=on_start)
+                               progress=advance, on_start=on_start, stop=stop, check=False)
     finally:
         if progress is not None and started:
             progress.stop()
+    if result.stopped_by is not None:
+        return _stopped(result.stopped_by, result.output)
+    if result.error is not None:
+        err = result.error
+        note = f" (partial output kept at {result.output})" if result.output else ""
+        if isinstance(err, StreamcolorError):
+            _say(f"streamcolor: error: {redact(str(err))}{note}")
+            return 1
+        raise err
     if not a.quiet:
         console.print(f"colorized {result.frames} frames in {result.seconds:.1f} s "
                       f"({result.fps:.1f} fps) with {colorizer.name} at render factor "
@@ -133,18 +188,16 @@ def _cmd_colorize(a: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval(a: argparse.Namespace) -> int:
+def _cmd_eval(a: argparse.Namespace, stop: StopToken) -> int:
     from rich.console import Console
 
-    from streamcolor.api import same_path
-    from streamcolor.errors import OutputError
     from streamcolor.eval.evaluation import evaluate_paths, plot_flicker, report_table, write_json
+    from streamcolor.io.atomic import check_new_file
 
     inputs = [Path(x) for x in (a.output, a.reference, a.input) if x]
     for written in (a.json, a.plot):
-        if written and any(same_path(Path(written), i) for i in inputs):
-            raise OutputError(f"{written}: is one of the compared inputs; refusing to "
-                              "overwrite it")
+        if written:  # before the (long) evaluation, not after it
+            check_new_file(Path(written), a.overwrite, inputs)
     reports = evaluate_paths(a.output, a.reference, a.input, a.flow_preset, not a.no_ssim)
     console = Console()
     if not console.is_terminal:  # a pipe or file gets the whole table, not 80 columns
@@ -160,7 +213,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_models(a: argparse.Namespace) -> int:
+def _cmd_models(a: argparse.Namespace, stop: StopToken) -> int:
     from streamcolor.model.weights import DEFAULT_MODEL, list_models
 
     for name, rec in sorted(list_models().items()):
@@ -169,32 +222,45 @@ def _cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
+COMMANDS = {"colorize": _cmd_colorize, "eval": _cmd_eval, "models": _cmd_models}
+
+
+def _say(line: str) -> None:
+    """One line on stderr; a closed terminal (SIGHUP) must not turn it into a traceback."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _stopped(reason: str, partial: object) -> int:
+    word = STOP_WORDS.get(reason, f"stopped ({reason})")
+    note = f"; partial output kept at {partial}" if partial else "; nothing was written"
+    _say(f"streamcolor: {word}{note}")
+    return exit_code(reason)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "train":  # its own parser, in the training package
         from streamcolor.training.cli import main as train_main
 
         return train_main(args[1:])
-    a = build_parser().parse_args(argv)
-    setup_logging(a.verbose, getattr(a, "quiet", False))
+    a = build_parser().parse_args(args)
+    setup_logging(a.verbose + a.verbose_top, a.quiet)
+    stop = StopToken()
     try:
-        if a.command == "colorize":
-            return _cmd_colorize(a)
-        if a.command == "eval":
-            return _cmd_eval(a)
-        if a.command == "models":
-            return _cmd_models(a)
-    except KeyboardInterrupt as e:
-        partial = getattr(e, "partial_output", None)
-        note = f"; partial output kept at {partial}" if partial else ""
-        print(f"streamcolor: interrupted{note}", file=sys.stderr)
-        return 130
+        with stop_on_signals(stop):
+            return COMMANDS[a.command](a, stop)
+    except StopRequested as e:
+        return _stopped(e.reason, None)
+    except KeyboardInterrupt:
+        return _stopped("SIGINT", None)
     except StreamcolorError as e:
-        partial = getattr(e, "partial_output", None)
-        note = f" (partial output kept at {partial})" if partial else ""
-        print(f"streamcolor: error: {redact(str(e))}{note}", file=sys.stderr)
+        _say(f"streamcolor: error: {redact(str(e))}")
         return 1
-    return 2
+    except MemoryError:
+        _say("streamcolor: error: out of memory (try a smaller --render-factor or "
+             "--batch-size, or a smaller input)")
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from streamcolor.color import colorfulness, psnr, rgb_to_luma_u8
 from streamcolor.errors import InvalidInputError
 from streamcolor.eval.flicker import CDCMeter, FlowPair, FlowPairs, pair_warp_error
 from streamcolor.eval.metrics import ssim
+from streamcolor.io.atomic import write_bytes_atomic
 from streamcolor.io.rgbframes import iter_rgb
-from streamcolor.io.sinks import write_bytes_atomic
 
 
 @dataclass

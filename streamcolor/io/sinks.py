@@ -1,12 +1,15 @@
 """Sinks: where colourised frames go (an image file, a folder of images, a video file).
 
-Every sink writes atomically: a temporary file in the output's folder, renamed over the final
-name only when complete.  A video interrupted by Ctrl-C, an error or a lost stream is still
-finalised (encoder flushed, container closed, so it plays) and kept as ``NAME.partial.EXT``.
+Every sink writes atomically: a hidden temporary file (or folder) beside the output, renamed
+to the final name only when complete.  A sink stopped by an error, Ctrl-C or a lost stream is
+still finalised (encoder flushed, container closed, so it plays) and kept as
+``NAME.partial.EXT``, under a free name: an existing file is never replaced by a partial.
+Sinks are context managers: leaving the block normally closes them, an exception aborts them.
 
 A sink receives each frame with its chroma at render resolution and upsamples it itself: to
-full resolution for images, straight to the chroma-plane size for 4:2:0 video.  The source's
-luma is written untouched (the video's Y plane byte for byte).
+full resolution for images (in bands, see :mod:`streamcolor.compose`), straight to the
+chroma-plane size for 4:2:0 video.  The source's luma is written untouched (the video's Y
+plane byte for byte, 10-bit video kept 10-bit where the codec allows).
 """
 
 from __future__ import annotations
@@ -14,70 +17,46 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from streamcolor.color import chroma_to_u8, merge_luma_chroma
-from streamcolor.errors import OutputError
+from streamcolor.color import chroma_to_plane
+from streamcolor.compose import compose_rgb, upsample_chroma
+from streamcolor.errors import OutputError, ResourceError
 from streamcolor.frames import Frame
+from streamcolor.io.atomic import TEMP_MARK, rename_no_replace, temp_path_for
+from streamcolor.io.images import IMAGE_SUFFIXES, write_image_atomic
+from streamcolor.io.sidestreams import SideMuxer, SideStreams
 
 log = logging.getLogger(__name__)
 
-VIDEO_CODECS = {".webm": "libvpx-vp9", ".ogv": "libtheora", ".gif": "gif"}
+# Output suffixes and their default encoder (libx264 for the rest).  .gif and .ogv are read but
+# not written: this FFmpeg has no Theora encoder, and GIF's 256 colours would undo the work.
+VIDEO_OUTPUT_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".ts",
+                                   ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".3gp"})
+VIDEO_CODECS = {".webm": "libvpx-vp9", ".mpg": "mpeg2video", ".mpeg": "mpeg2video"}
 DEFAULT_VIDEO_CODEC = "libx264"
+HIGH_DEPTHS = (10, 12)  # kept when the source has them and the encoder takes them
 
 
-def temp_path_for(final: Path) -> Path:
-    """Hidden temporary name beside ``final`` that keeps its suffix (format guessing)."""
-    return final.with_name(f".{final.stem}.tmp-{os.getpid()}{final.suffix}")
-
-
-def partial_path_for(final: Path) -> Path:
-    return final.with_name(f"{final.stem}.partial{final.suffix}")
-
-
-def upsample_chroma(chroma: np.ndarray, height: int, width: int) -> np.ndarray:
-    if chroma.shape[:2] == (height, width):
-        return chroma
-    return cv2.resize(chroma, (width, height), interpolation=cv2.INTER_LINEAR)
-
-
-def compose_rgb(frame: Frame, chroma: np.ndarray) -> np.ndarray:
-    """Full-resolution RGB (uint8, or uint16 for 16-bit luma) of a frame and its chroma."""
-    full = upsample_chroma(chroma, frame.height, frame.width)
-    rgb = merge_luma_chroma(frame.model_luma(), full)
-    if frame.luma.dtype == np.uint16:
-        return np.rint(rgb * 65535.0).astype(np.uint16)
-    return np.rint(rgb * 255.0).astype(np.uint8)
-
-
-def write_image_atomic(path: Path, rgb: np.ndarray) -> None:
-    if rgb.dtype == np.uint16 and path.suffix.lower() not in (".png", ".tif", ".tiff"):
-        rgb = (rgb >> 8).astype(np.uint8)  # 8-bit formats (JPEG, WebP, BMP)
-    ok, buf = cv2.imencode(path.suffix, np.ascontiguousarray(rgb[..., ::-1]))
-    if not ok:
-        raise OutputError(f"{path}: cannot encode an image of this type")
-    write_bytes_atomic(path, buf.tobytes())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a temporary file beside ``path``, then rename it over ``path``."""
-    tmp = temp_path_for(path)
+def compose_bgr(frame: Frame, chroma: np.ndarray) -> np.ndarray:
+    """Full-resolution BGR (OpenCV's order; uint8, or uint16 for 16-bit luma) of a frame."""
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
+        return compose_rgb(frame.luma, chroma, frame.full_range, bgr=True)
+    except MemoryError:
+        raise ResourceError(f"not enough memory to compose a {frame.width}x{frame.height} "
+                            "frame") from None
 
 
 class Sink:
     """Receives frames in order; ``close`` finishes, ``abort`` keeps a playable partial."""
 
     frames_written = 0
+    warnings: tuple[str, ...] | list[str] = ()
 
     def write(self, frame: Frame, chroma: np.ndarray) -> None:
         raise NotImplementedError
@@ -87,6 +66,15 @@ class Sink:
 
     def abort(self) -> Path | None:
         raise NotImplementedError
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 class ImageSink(Sink):
@@ -95,10 +83,12 @@ class ImageSink(Sink):
         self.frames_written = 0
 
     def write(self, frame: Frame, chroma: np.ndarray) -> None:
-        write_image_atomic(self.path, compose_rgb(frame, chroma))
+        write_image_atomic(self.path, compose_bgr(frame, chroma))
         self.frames_written += 1
 
     def close(self) -> Path:
+        if not self.frames_written:
+            raise OutputError(f"{self.path}: no frame to write")
         return self.path
 
     def abort(self) -> Path | None:
@@ -106,12 +96,20 @@ class ImageSink(Sink):
 
 
 class FolderSink(Sink):
-    """One image per frame; frames from files keep their file names."""
+    """One image per frame; frames from files keep their file names.
 
-    def __init__(self, folder: str | Path, suffix: str | None = None) -> None:
+    Frames go into a hidden temporary folder beside the output, renamed into place when the
+    run completes: an existing output folder (``overwrite``) is replaced whole, so no stale
+    frame of an earlier run survives, and it is left untouched until then."""
+
+    def __init__(self, folder: str | Path, suffix: str | None = None,
+                 overwrite: bool = False) -> None:
         self.folder = Path(folder)
         self.suffix = suffix
+        self.overwrite = overwrite
+        self.tmp = temp_path_for(self.folder)
         self.frames_written = 0
+        self._names: set[str] = set()
 
     def name_for(self, frame: Frame) -> str:
         if frame.name:
@@ -121,90 +119,46 @@ class FolderSink(Sink):
     def write(self, frame: Frame, chroma: np.ndarray) -> None:
         if self.frames_written == 0:
             try:
-                self.folder.mkdir(parents=True, exist_ok=True)
+                self.tmp.mkdir(parents=True)
             except OSError as e:
                 raise OutputError(f"{self.folder}: cannot create folder ({e.strerror})") from None
-        write_image_atomic(self.folder / self.name_for(frame), compose_rgb(frame, chroma))
+        name = self.name_for(frame)
+        if name in self._names:
+            raise OutputError(f"{self.folder}: two frames are both named {name!r} (frames from "
+                              "several folders?); write a video instead")
+        self._names.add(name)
+        write_image_atomic(self.tmp / name, compose_bgr(frame, chroma))
         self.frames_written += 1
 
     def close(self) -> Path:
+        if not self.frames_written:
+            raise OutputError(f"{self.folder}: no frames to write")
+        old = None
+        if self.folder.exists():
+            if any(self.folder.iterdir()) and not self.overwrite:
+                raise OutputError(f"{self.folder}: already exists (use --overwrite)")
+            old = self.folder.with_name(f".{self.folder.name}.old-{os.getpid()}")
+            os.rename(self.folder, old)
+        try:
+            os.rename(self.tmp, self.folder)
+        except OSError as e:
+            if old is not None:
+                os.rename(old, self.folder)  # put the earlier output back
+            raise OutputError(f"{self.folder}: cannot finish the folder ({e.strerror})") from None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         return self.folder
 
     def abort(self) -> Path | None:
-        return self.folder if self.frames_written else None
+        if not self.tmp.exists():
+            return None
+        if not self.frames_written:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return None
+        return rename_no_replace(self.tmp, self.folder)
 
 
-class AudioPassthrough:
-    """Copies the audio of ``source_path`` into ``out``, interleaved with the video by time.
-
-    Packets are remuxed untouched when the output container accepts the codec; otherwise the
-    stream is re-encoded to AAC (or dropped, with a warning, if even that is not possible).
-    """
-
-    def __init__(self, out: object, source_path: str) -> None:
-        import av
-
-        self.out = out
-        self.inp = av.open(source_path)
-        self.routes: dict[int, tuple[object, object | None, object | None]] = {}
-        supported = out.supported_codecs  # type: ignore[attr-defined]
-        for s in self.inp.streams.audio:
-            name = s.codec_context.name
-            if name in supported:
-                self.routes[s.index] = (out.add_stream_from_template(s), None, None)  # type: ignore[attr-defined]
-            elif "aac" in supported:
-                o = out.add_stream("aac", rate=s.codec_context.sample_rate)  # type: ignore[attr-defined]
-                o.layout = s.codec_context.layout
-                res = av.AudioResampler(format=o.format, layout=o.layout, rate=o.rate)
-                self.routes[s.index] = (o, res, s)
-                log.warning("audio codec %s does not fit %s: re-encoding it to AAC", name,
-                            out.format.name)  # type: ignore[attr-defined]
-            else:
-                log.warning("audio stream %d (%s) cannot be stored in this container: dropped",
-                            s.index, name)
-        streams = [s for s in self.inp.streams.audio if s.index in self.routes]
-        self._packets = self.inp.demux(*streams) if streams else iter(())
-        self._pending: object | None = None
-        self._done = not streams
-
-    def _mux(self, packet: object) -> None:
-        ostream, resampler, _ = self.routes[packet.stream.index]  # type: ignore[attr-defined]
-        if resampler is None:
-            if packet.dts is None:  # type: ignore[attr-defined]
-                return  # demuxer flush packet
-            packet.stream = ostream  # type: ignore[attr-defined]
-            self.out.mux(packet)  # type: ignore[attr-defined]
-            return
-        for frame in packet.decode():  # type: ignore[attr-defined]
-            for rf in resampler.resample(frame):  # type: ignore[attr-defined]
-                for p in ostream.encode(rf):  # type: ignore[attr-defined]
-                    self.out.mux(p)  # type: ignore[attr-defined]
-
-    def write_until(self, t: float | None) -> None:
-        """Mux audio packets that start at or before ``t`` seconds (all of them if None)."""
-        while not self._done:
-            if self._pending is None:
-                try:
-                    self._pending = next(self._packets)  # type: ignore[call-overload]
-                except StopIteration:
-                    self._done = True
-                    break
-            pkt = self._pending
-            pts = pkt.pts  # type: ignore[attr-defined]
-            if t is not None and pts is not None and float(pts * pkt.time_base) > t:  # type: ignore[attr-defined]
-                break
-            self._pending = None
-            self._mux(pkt)
-
-    def close(self) -> None:
-        for ostream, resampler, _ in self.routes.values():
-            if resampler is not None:
-                for p in ostream.encode(None):  # type: ignore[attr-defined]
-                    self.out.mux(p)  # type: ignore[attr-defined]
-        self.inp.close()
-
-
-def _check_encoder(path: Path, codec: str) -> None:
+def check_encoder(path: Path, codec: str) -> None:
     import av
 
     try:
@@ -215,31 +169,66 @@ def _check_encoder(path: Path, codec: str) -> None:
         raise OutputError(f"{path}: {codec!r} is not a video encoder")
 
 
+def _codec_formats(codec: str) -> frozenset[str]:
+    import av
+
+    return frozenset(f.name for f in (av.codec.Codec(codec, "w").video_formats or []))
+
+
 class VideoSink(Sink):
-    """Encodes frames with PyAV, same timestamps as the source, audio passed through."""
+    """Encodes frames with PyAV, same timestamps as the source, side streams passed through."""
 
     def __init__(self, path: str | Path, rate: Fraction | None = None,
-                 audio_from: str | None = None, codec: str | None = None, crf: int = 18,
+                 side: SideStreams | None = None, codec: str | None = None, crf: int = 18,
                  preset: str = "veryfast", options: dict[str, str] | None = None) -> None:
         self.path = Path(path)
         self.tmp = temp_path_for(self.path)
         self.rate = Fraction(rate) if rate else Fraction(25)
-        self.audio_from = audio_from
+        self.side = side if side else None
         self.codec = codec or VIDEO_CODECS.get(self.path.suffix.lower(), DEFAULT_VIDEO_CODEC)
-        _check_encoder(self.path, self.codec)
+        check_encoder(self.path, self.codec)
         self.crf = crf
         self.preset = preset
         self.options = dict(options or {})
         self.container: object | None = None
         self.stream: object | None = None
-        self.audio: AudioPassthrough | None = None
+        self.muxer: SideMuxer | None = None
         self.frames_written = 0
+        self.warnings: list[str] = []
         self._last_time: float | None = None
         self._pix_fmt = "yuv420p"
+        self._bits = 8
+        self._size: tuple[int, int] = (0, 0)
+        self._resized_warned = False
+
+    def _warn(self, text: str) -> None:
+        log.warning("%s", text)
+        self.warnings.append(text)
+
+    def _pick_format(self, frame: Frame) -> str:
+        formats = _codec_formats(self.codec)
+        even = frame.width % 2 == 0 and frame.height % 2 == 0
+        layout = "yuv420p" if even else "yuv444p"
+        if not even and not ({"yuv444p", "yuv444p10le"} & formats) and formats:
+            raise OutputError(f"{self.path}: odd frame size {frame.width}x{frame.height} cannot "
+                              f"be encoded with {self.codec} (needs 4:4:4); use .mp4 or .mkv")
+        if not even:
+            self._warn(f"{self.path}: odd frame size {frame.width}x{frame.height}, encoding "
+                       "4:4:4 to keep every pixel")
+        self._bits = 8
+        if frame.bit_depth > 8:
+            for bits in sorted((b for b in HIGH_DEPTHS if b <= frame.bit_depth), reverse=True):
+                if f"{layout}{bits}le" in formats:
+                    self._bits = bits
+                    return f"{layout}{bits}le"
+            self._warn(f"{self.path}: {frame.bit_depth}-bit input written as 8-bit "
+                       f"({self.codec} has no {frame.bit_depth}-bit {layout} mode)")
+        return layout
 
     def _open(self, frame: Frame) -> None:
         import av
 
+        self._pix_fmt = self._pick_format(frame)
         try:
             self.container = av.open(str(self.tmp), mode="w")
         except (av.error.FFmpegError, OSError, ValueError) as e:
@@ -252,11 +241,7 @@ class VideoSink(Sink):
             raise OutputError(
                 f"{self.path}: cannot encode with codec {self.codec!r} ({e})"
             ) from None
-        even = frame.width % 2 == 0 and frame.height % 2 == 0
-        self._pix_fmt = "yuv420p" if even else "yuv444p"
-        if not even:
-            log.warning("%s: odd frame size %dx%d, encoding 4:4:4 to keep every pixel",
-                        self.path, frame.width, frame.height)
+        self._size = (frame.width, frame.height)
         stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, self._pix_fmt
         tb = frame.time_base or Fraction(1, 1) / self.rate
         stream.codec_context.time_base = tb
@@ -269,23 +254,49 @@ class VideoSink(Sink):
         if self.codec in ("libx264", "libx265"):
             opts.setdefault("crf", str(self.crf))
             opts.setdefault("preset", self.preset)
+        if self.codec == "libx265":
+            opts.setdefault("x265-params", "log-level=none")  # x265 prints to stderr itself
         elif self.codec == "libvpx-vp9":
             opts.setdefault("crf", str(max(self.crf, 15) + 12))
             opts.setdefault("b", "0")
+        elif self.codec in ("mpeg2video", "mpeg1video", "mpeg4"):
+            opts.setdefault("qscale", "3")
         stream.options = opts
         self.stream = stream
-        if self.audio_from:
-            self.audio = AudioPassthrough(c, self.audio_from)
+        if self.side is not None:
+            self.muxer = SideMuxer(c, self.side, str(self.path))
+            self.warnings.extend(self.muxer.warnings)
+
+    def _fit(self, frame: Frame) -> np.ndarray:
+        """The frame's luma at the video's size (a size change mid-stream is scaled, once
+        said)."""
+        w, h = self._size
+        if (frame.width, frame.height) == (w, h):
+            return frame.luma
+        if not self._resized_warned:
+            self._resized_warned = True
+            self._warn(f"{self.path}: frame {frame.index} is {frame.width}x{frame.height} but "
+                       f"the video is {w}x{h}: frames of another size are scaled to fit")
+        shrink = frame.width * frame.height > w * h
+        return cv2.resize(frame.luma, (w, h),
+                          interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
     def _video_frame(self, frame: Frame, chroma: np.ndarray) -> object:
         import av
 
-        vf = av.VideoFrame(frame.width, frame.height, self._pix_fmt)
-        y = frame.luma if frame.luma.dtype == np.uint8 else (frame.luma >> 8).astype(np.uint8)
+        w, h = self._size
+        luma = self._fit(frame)
+        vf = av.VideoFrame(w, h, self._pix_fmt)
+        bits = self._bits
+        if bits == 8:
+            y = luma if luma.dtype == np.uint8 else (luma >> 8).astype(np.uint8)
+        else:
+            y = (luma >> (16 - bits)) if luma.dtype == np.uint16 else \
+                luma.astype(np.uint16) << (bits - 8)
         planes = vf.planes
         self._fill(planes[0], y)
         ch, cw = planes[1].height, planes[1].width
-        uv = chroma_to_u8(upsample_chroma(chroma, ch, cw), limited=not frame.full_range)
+        uv = chroma_to_plane(upsample_chroma(chroma, ch, cw), not frame.full_range, bits)
         self._fill(planes[1], uv[..., 0])
         self._fill(planes[2], uv[..., 1])
         vf.color_range = 2 if frame.full_range else 1
@@ -298,7 +309,8 @@ class VideoSink(Sink):
     @staticmethod
     def _fill(plane: object, data: np.ndarray) -> None:
         h, w = data.shape
-        dst = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)  # type: ignore[attr-defined]
+        dtype = np.dtype(np.uint8) if data.dtype == np.uint8 else np.dtype("<u2")
+        dst = np.frombuffer(plane, dtype).reshape(-1, plane.line_size // dtype.itemsize)  # type: ignore[attr-defined]
         dst[:h, :w] = data
 
     def write(self, frame: Frame, chroma: np.ndarray) -> None:
@@ -311,26 +323,26 @@ class VideoSink(Sink):
             for pkt in self.stream.encode(vf):  # type: ignore[attr-defined]
                 self.container.mux(pkt)  # type: ignore[attr-defined]
             t = float(vf.pts * vf.time_base)  # type: ignore[attr-defined]
-            if self.audio:
-                self.audio.write_until(t)
+            if self.muxer:
+                self.muxer.write_until(t)
         except (av.error.FFmpegError, OSError) as e:
-            raise OutputError(f"{self.path}: writing failed ({e})") from None
+            raise OutputError(f"{self.path}: writing failed ({_reason(e)})") from None
         self._last_time = t
         self.frames_written += 1
 
-    def _finalize(self, audio_until: float | None) -> None:
+    def _finalize(self, side_until: float | None) -> None:
         import av
 
         try:
             for pkt in self.stream.encode(None):  # type: ignore[attr-defined]
                 self.container.mux(pkt)  # type: ignore[attr-defined]
-            if self.audio:
-                self.audio.write_until(audio_until)
-                self.audio.close()
+            if self.muxer:
+                self.muxer.write_until(side_until)
+                self.muxer.close()
             self.container.close()  # type: ignore[attr-defined]
         except (av.error.FFmpegError, OSError) as e:
             self._discard()
-            raise OutputError(f"{self.path}: finishing the video failed ({e})") from None
+            raise OutputError(f"{self.path}: finishing the video failed ({_reason(e)})") from None
 
     def _discard(self) -> None:
         if self.container is not None:
@@ -342,7 +354,11 @@ class VideoSink(Sink):
         if self.container is None:
             raise OutputError(f"{self.path}: no frames to write")
         self._finalize(None)
-        os.replace(self.tmp, self.path)
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.tmp.unlink(missing_ok=True)
+            raise OutputError(f"{self.path}: cannot finish the video ({e.strerror})") from None
         return self.path
 
     def abort(self) -> Path | None:
@@ -353,6 +369,17 @@ class VideoSink(Sink):
             self._discard()
             return None
         self._finalize(self._last_time)
-        partial = partial_path_for(self.path)
-        os.replace(self.tmp, partial)
-        return partial
+        return rename_no_replace(self.tmp, self.path)
+
+
+def _reason(e: BaseException) -> str:
+    return getattr(e, "strerror", None) or str(e)
+
+
+def is_temporary(name: str) -> bool:
+    """Names of the hidden temporaries sinks write (``.NAME.tmp-PID.EXT``)."""
+    return name.startswith(".") and TEMP_MARK in name
+
+
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_OUTPUT_SUFFIXES", "FolderSink", "ImageSink", "Sink",
+           "VideoSink", "compose_bgr"]

@@ -3,6 +3,9 @@
 Each source iterates :class:`~streamcolor.frames.Frame` objects and describes itself with a
 :class:`SourceInfo`.  Colour inputs are reduced to their luma, so a colour clip can serve as
 its own ground truth.  ``av`` errors are translated into streamcolor errors here, at the edge.
+
+A path that exists is always a path, whatever characters its name holds (``clip [1080p].mp4``);
+only a text that names no file is tried as a glob pattern.
 """
 
 from __future__ import annotations
@@ -10,28 +13,40 @@ from __future__ import annotations
 import glob as globmod
 import logging
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from streamcolor.color import rgb_to_luma_u8
-from streamcolor.errors import InputNotFoundError, InvalidInputError, UnsupportedURLError
+from streamcolor.engine.stop import StopToken
+from streamcolor.errors import (
+    InputNotFoundError,
+    InputTruncatedError,
+    InvalidInputError,
+    StreamLostError,
+    UnsupportedURLError,
+)
 from streamcolor.frames import Frame
+from streamcolor.io.images import IMAGE_SUFFIXES, read_image_luma
+from streamcolor.io.sidestreams import SideStreams
 from streamcolor.io.urls import STREAM_SCHEMES, is_url, redact, url_scheme
+from streamcolor.io.video import (
+    frame_luma,
+    open_container,
+    rotation_turns,
+    translate_av_error,
+    upright,
+)
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+# Suffixes taken as video by name alone (a stream URL with one is a file served over HTTP).
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg",
-                            ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".ogv", ".3gp", ".gif"})
-# Pixel formats whose first plane is the luma we want, read without any conversion.
-_Y_PLANE_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p",
-                              "yuvj444p", "yuv411p", "yuv410p", "yuv440p", "yuvj440p", "nv12",
-                              "nv21", "gray"})
+                            ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".ogv", ".3gp", ".gif",
+                            ".y4m", ".mxf", ".vob"})
+STDIN_NAMES = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
+MAX_DECODE_ERRORS = 500  # packets that fail to decode before a video is given up on
 
 
 def natural_key(path: object) -> list[object]:
@@ -44,17 +59,23 @@ def natural_key(path: object) -> list[object]:
 class SourceInfo:
     kind: str  # "image" | "folder" | "video" | "stream"
     label: str  # path or redacted URL, for messages
-    width: int | None = None
+    width: int | None = None  # coded size (a rotated phone video's frames come upright)
     height: int | None = None
     frame_count: int | None = None  # best estimate, None when unknown (streams)
     rate: Fraction | None = None
     time_base: Fraction | None = None
     path: str | None = None  # the real path/URL (never log it unredacted)
     live: bool = False
+    duration: float | None = None  # seconds, from the container, when known
 
 
 class Source:
+    """Iterates frames; ``side`` holds the audio/subtitle streams to carry over (video only);
+    ``warnings`` collects what the user should hear once (damaged data, dropped streams)."""
+
     info: SourceInfo
+    side: SideStreams | None = None
+    warnings: tuple[str, ...] | list[str] = ()
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -62,35 +83,18 @@ class Source:
     def close(self) -> None:
         pass
 
+    def __enter__(self) -> Source:
+        return self
 
-def decode_image_file(path: Path, flags: int) -> np.ndarray:
-    """``cv2.imdecode`` of a file, with our errors for a missing or unreadable one."""
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    if data is None:
-        raise InputNotFoundError(f"{path}: no such file")
-    img = cv2.imdecode(data, flags) if data.size else None
-    if img is None:
-        raise InvalidInputError(f"{path}: not a readable image")
-    return img
-
-
-def read_image_luma(path: Path) -> np.ndarray:
-    """Luma of an image file (uint8, or uint16 for 16-bit files); BT.601 for colour images."""
-    img = decode_image_file(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR)
-    if img.dtype == np.uint16:
-        rgb = img[..., ::-1].astype(np.float32)
-        y = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        return np.clip(np.rint(y), 0, 65535).astype(np.uint16)
-    if img.dtype != np.uint8:
-        raise InvalidInputError(f"{path}: unsupported image sample type {img.dtype}")
-    if np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]):
-        return np.ascontiguousarray(img[..., 0])
-    return rgb_to_luma_u8(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def image_files(paths: Iterable[Path]) -> list[Path]:
-    """The image files among ``paths``, in natural order of their names."""
-    return sorted((p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+    """The image files among ``paths``, in natural order of their names.  Hidden files
+    (``.name``, such as macOS's ``._frame.png`` resource forks) are not frames."""
+    return sorted((p for p in paths if not p.name.startswith(".") and p.is_file()
+                   and p.suffix.lower() in IMAGE_SUFFIXES),
                   key=lambda p: natural_key(p.name))
 
 
@@ -98,17 +102,25 @@ def is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
+def is_pattern(text: str) -> bool:
+    """A glob pattern: has glob characters and names no existing file or folder."""
+    return is_glob(text) and not Path(text).exists()
+
+
 def frame_files(pattern: str | Path) -> tuple[list[Path], str]:
     """(image files in natural order, label) of a folder or glob pattern; errors when the
     folder is missing or holds no images."""
     text = str(pattern)
-    if is_glob(text):
+    if is_pattern(text):
         files = [Path(p) for p in globmod.glob(text)]
     else:
         folder = Path(text)
         if not folder.is_dir():
             raise InputNotFoundError(f"{folder}: no such folder")
-        files = list(folder.iterdir())
+        try:
+            files = list(folder.iterdir())
+        except PermissionError:
+            raise InvalidInputError(f"{folder}: permission denied") from None
         text = str(folder)
     found = image_files(files)
     if not found:
@@ -126,7 +138,8 @@ class ImageSource(Source):
         self.info = SourceInfo("image", str(self.path), w, h, 1, path=str(self.path))
 
     def __iter__(self) -> Iterator[Frame]:
-        yield Frame(self._luma, 0, name=self.path.name)
+        yield Frame(self._luma, 0, name=self.path.name, arrived_at=time.time(),
+                    bit_depth=8 * self._luma.dtype.itemsize)
 
 
 class FolderSource(Source):
@@ -138,109 +151,167 @@ class FolderSource(Source):
 
     def __iter__(self) -> Iterator[Frame]:
         for i, p in enumerate(self.files):
-            yield Frame(read_image_luma(p), i, name=p.name)
-
-
-def _translate_av_error(e: Exception, label: str) -> Exception:
-    """One streamcolor error for an ``av.error`` raised while opening or decoding ``label``."""
-    import av
-
-    reason = redact(getattr(e, "strerror", None) or str(e))  # str(e) may hold the raw URL
-    if isinstance(e, av.error.FileNotFoundError) and not is_url(label):
-        return InputNotFoundError(f"{label}: no such file")
-    if isinstance(e, av.error.PermissionError):
-        return InvalidInputError(f"{label}: permission denied")
-    if isinstance(e, av.error.InvalidDataError):
-        return InvalidInputError(f"{label}: not a readable video (invalid or truncated data)")
-    if is_url(label):
-        return InvalidInputError(f"{label}: cannot read the stream ({reason})")
-    return InvalidInputError(f"{label}: cannot read video ({reason})")
-
-
-def frame_luma(frame: object) -> tuple[np.ndarray, bool]:
-    """(luma plane, full_range) of an ``av.VideoFrame``, reading the Y plane directly when the
-    pixel format allows (no colour conversion), otherwise converting via RGB (BT.601)."""
-    fmt = frame.format.name  # type: ignore[attr-defined]
-    if fmt not in _Y_PLANE_FORMATS:
-        if fmt.startswith(("yuv", "yuvj")) and "p" in fmt:
-            frame = frame.reformat(format="yuv420p")  # type: ignore[attr-defined]  # 10/12-bit
-            fmt = "yuv420p"
-        else:
-            rgb = frame.to_ndarray(format="rgb24")  # type: ignore[attr-defined]
-            return rgb_to_luma_u8(rgb), True
-    plane = frame.planes[0]  # type: ignore[attr-defined]
-    w, h = frame.width, frame.height  # type: ignore[attr-defined]
-    buf = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
-    full = fmt.startswith("yuvj") or fmt == "gray" or int(frame.color_range or 0) == 2  # type: ignore[attr-defined]
-    return buf.copy(), full
+            luma = read_image_luma(p)
+            yield Frame(luma, i, name=p.name, arrived_at=time.time(),
+                        bit_depth=8 * luma.dtype.itemsize)
 
 
 class VideoSource(Source):
-    """Any file or URL FFmpeg reads; frames keep their pts and time base."""
+    """Any file or URL FFmpeg reads; frames keep their pts and time base.
 
-    def __init__(self, path: str, live: bool = False, open_timeout: float = 10.0) -> None:
-        import av
+    The input is demuxed once: video packets are decoded here, audio and subtitle packets go
+    to :attr:`side` for the sink.  Damaged packets are skipped (FFmpeg conceals what it can)
+    and counted; an input that ends before its container says it should raises
+    :class:`InputTruncatedError` after its last frame, and a live stream that stops raises
+    :class:`StreamLostError`, so the run keeps a partial output and says why.
+    """
 
+    def __init__(self, path: str, live: bool = False, open_timeout: float = 10.0,
+                 read_timeout: float = 10.0, stop: StopToken | None = None,
+                 stream_id: str = "0") -> None:
         self.path = path
         self.label = redact(path)
-        options = {"rtsp_transport": "tcp"} if url_scheme(path).startswith("rtsp") else {}
+        self.read_timeout = read_timeout if is_url(path) else None
+        self.stream_id = stream_id
+        self.warnings: list[str] = []
+        self.container = open_container(path, self.label, open_timeout, self.read_timeout,
+                                         stop)
         try:
-            self.container = av.open(path, mode="r", options=options,
-                                     timeout=(open_timeout, open_timeout) if is_url(path) else None)
-        except av.error.FFmpegError as e:
-            raise _translate_av_error(e, self.label) from None
-        if not self.container.streams.video:
+            self._setup(live)
+        except BaseException:
             self.container.close()
+            raise
+
+    def _setup(self, live: bool) -> None:
+        c = self.container
+        if not c.streams.video:
             raise InvalidInputError(f"{self.label}: has no video stream")
-        self.stream = self.container.streams.video[0]
-        self.stream.thread_type = "AUTO"
+        self.stream = c.streams.video[0]
+        # AUTO (frame threads) adds two frames of latency; live streams decode with slices.
+        self.stream.thread_type = "SLICE" if live else "AUTO"
+        side = [s for s in c.streams if s.type in ("audio", "subtitle")]
+        self.side = SideStreams(side)
+        for s in c.streams:
+            if s is not self.stream and s.type not in ("audio", "subtitle"):
+                self._warn(f"{self.label}: {s.type} stream {s.index} "
+                           f"({s.codec_context.name if s.codec_context else 'no codec'}) "
+                           "is not carried over")
         cc = self.stream.codec_context
         rate = self.stream.average_rate or self.stream.guessed_rate
         count = self.stream.frames or None
-        if not count and self.stream.duration and rate:
-            count = round(float(self.stream.duration * self.stream.time_base * rate))
-        if not count and self.container.duration and rate and not live:
-            count = round(self.container.duration / 1_000_000 * float(rate))
+        self._exact_count = count is not None
+        duration = None
+        if self.stream.duration and self.stream.time_base:
+            duration = float(self.stream.duration * self.stream.time_base)
+        elif c.duration:
+            duration = c.duration / 1_000_000
+        if not count and duration and rate and not live:
+            count = round(duration * float(rate))
         self.info = SourceInfo(
             "stream" if live else "video", self.label, cc.width or None, cc.height or None,
             None if live else count, Fraction(rate) if rate else None,
-            self.stream.time_base, path=path, live=live,
+            self.stream.time_base, path=self.path, live=live,
+            duration=None if live else duration,
         )
+
+    def _warn(self, text: str) -> None:
+        log.warning("%s", text)
+        self.warnings.append(text)
 
     def __iter__(self) -> Iterator[Frame]:
         import av
 
         index = 0
         last_pts: int | None = None
+        errors = 0
+        turns_checked = False
+        turns = 0
+        tb = self.stream.time_base
+        rate = self.info.rate or Fraction(25)
+        side = self.side
+        streams = [self.stream, *(side.streams if side else [])]
+        t_read = time.monotonic()
         try:
-            for vf in self.container.decode(self.stream):
-                luma, full = frame_luma(vf)
-                pts = vf.pts
-                if pts is None:  # some AVI/raw streams: fall back to the frame counter
-                    rate = self.info.rate or Fraction(25)
-                    pts = round(index / rate / self.stream.time_base)
-                if last_pts is not None and pts <= last_pts:
-                    pts = last_pts + 1  # the encoder needs strictly increasing pts
-                last_pts = pts
-                yield Frame(luma, index, pts, self.stream.time_base, full,
-                            extra={"colorspace": vf.colorspace})
-                index += 1
+            for packet in self.container.demux(*streams):
+                t_read = time.monotonic()
+                if packet.stream is not self.stream:
+                    side.push(packet)  # type: ignore[union-attr]
+                    continue
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError as e:
+                    errors += 1
+                    log.debug("%s: damaged packet skipped (%s)", self.label, e)
+                    if errors > MAX_DECODE_ERRORS and index == 0:
+                        raise InvalidInputError(f"{self.label}: not a readable video (no "
+                                                "packet decodes)") from None
+                    continue
+                for vf in decoded:
+                    luma, full, depth = frame_luma(vf)
+                    if not turns_checked:
+                        turns_checked = True
+                        turns = rotation_turns(vf)
+                        if turns < 0:
+                            self._warn(f"{self.label}: rotation {vf.rotation} is not a quarter "
+                                       "turn; frames are kept as stored")
+                            turns = 0
+                    luma = upright(luma, turns)
+                    pts = vf.pts
+                    if pts is None:  # some AVI/raw streams: fall back to the frame counter
+                        pts = round(index / rate / tb)
+                    if last_pts is not None and pts <= last_pts:
+                        pts = last_pts + 1  # the encoder needs strictly increasing pts
+                    last_pts = pts
+                    yield Frame(luma, index, pts, tb, full,
+                                extra={"colorspace": vf.colorspace}, bit_depth=depth,
+                                stream_id=self.stream_id, arrived_at=time.time())
+                    index += 1
         except av.error.FFmpegError as e:
-            raise _translate_av_error(e, self.label) from None
+            raise translate_av_error(e, self.label, self.read_timeout,
+                                     time.monotonic() - t_read, self.info.live) from None
+        finally:
+            if side is not None:
+                side.finished = True
         if index == 0:
             raise InvalidInputError(f"{self.label}: contains no decodable video frames")
+        if errors:
+            self._warn(f"{self.label}: {errors} damaged video packet(s) skipped; "
+                       f"{index} frames decoded" +
+                       (f" of {self.info.frame_count}" if self.info.frame_count else ""))
+        if self.info.live:
+            raise StreamLostError(f"{self.label}: the stream ended after {index} frames")
+        self._check_complete(index, last_pts)
+
+    def _check_complete(self, frames: int, last_pts: int | None) -> None:
+        """Raise when the input ends clearly before its container says it should."""
+        info = self.info
+        rate = info.rate
+        if info.duration is None or last_pts is None or not rate or info.time_base is None:
+            return
+        start = self.stream.start_time or 0
+        reached = float((last_pts - start) * info.time_base) + 1 / float(rate)
+        missing = info.duration - reached
+        if missing > max(3 / float(rate), 0.02 * info.duration):
+            expected = info.frame_count
+            of = f" of {expected}" if expected else ""
+            raise InputTruncatedError(
+                f"{info.label}: ends after {frames}{of} frames ({reached:.2f} s of "
+                f"{info.duration:.2f} s): the file is truncated")
 
     def close(self) -> None:
         self.container.close()
 
 
-def open_source(spec: str | Path) -> Source:
+def open_source(spec: str | Path, stop: StopToken | None = None) -> Source:
     """Pick the source for an input: image, folder/glob, video file or stream URL."""
     text = str(spec)
+    if text in STDIN_NAMES:
+        raise InvalidInputError(f"{text}: reading from standard input is not supported; give a "
+                                "file, folder or URL")
     if is_url(text):
         scheme = url_scheme(text)
         if scheme == "file":
-            return open_source(text[len("file://"):])
+            return open_source(text[len("file://"):], stop)
         if scheme not in STREAM_SCHEMES:
             raise UnsupportedURLError(
                 f"{redact(text)}: unsupported URL scheme {scheme!r} "
@@ -248,10 +319,10 @@ def open_source(spec: str | Path) -> Source:
             )
         live = scheme not in ("http", "https") or Path(text.split("?")[0]).suffix.lower() \
             not in VIDEO_SUFFIXES
-        return VideoSource(text, live=live)
-    if is_glob(text):
-        return FolderSource(text)
+        return VideoSource(text, live=live, stop=stop)
     p = Path(text)
+    if is_pattern(text):
+        return FolderSource(text)
     if not p.exists():
         raise InputNotFoundError(f"{p}: no such file or folder")
     if p.is_dir():
@@ -260,4 +331,5 @@ def open_source(spec: str | Path) -> Source:
         return ImageSource(p)
     if p.stat().st_size == 0:
         raise InvalidInputError(f"{p}: empty file")
-    return VideoSource(text)
+    return VideoSource(text, stop=stop)
+

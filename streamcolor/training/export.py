@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from streamcolor.io.sinks import write_bytes_atomic
+from streamcolor.io.atomic import write_bytes_atomic
 from streamcolor.model.contract import ModelContract
 from streamcolor.model.networks import create_generator
 from streamcolor.model.weights import INDEX_NAME, load_checkpoint, models_dir, save_weights

@@ -46,7 +46,7 @@ from streamcolor.eval.metrics import (
     orange_share,
     psnr,
 )
-from streamcolor.io.sinks import write_bytes_atomic
+from streamcolor.io.atomic import write_bytes_atomic
 from streamcolor.model.colorizer import Colorizer
 from streamcolor.model.networks.encoder import build_efficientnet_lite
 from streamcolor.training.data import list_images, load_rgb

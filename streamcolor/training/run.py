@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from streamcolor.io.sinks import write_bytes_atomic
+from streamcolor.io.atomic import write_bytes_atomic
 from streamcolor.model.weights import load_checkpoint
 
 

@@ -36,6 +36,7 @@ class EncodeOptions:
     crf: int = 18
     preset: str = "veryfast"
     fps: Fraction | None = None  # for frame folders -> video
+    options: dict[str, str] | None = None  # encoder options (e.g. {"qp": "0"}), FFmpeg's names
 
 
 def output_kind(output: str | Path) -> str:
@@ -112,7 +113,7 @@ def make_sink(kind: str, source: Source, output: Path, encode: EncodeOptions,
     if source.info.kind == "folder":
         rate = encode.fps or Fraction(25)
     return VideoSink(output, rate=rate, side=source.side, codec=encode.codec, crf=encode.crf,
-                     preset=encode.preset)
+                     preset=encode.preset, options=encode.options)
 
 
 def colorize_path(
@@ -128,6 +129,7 @@ def colorize_path(
     on_start: Callable[[Source], None] | None = None,
     stop: StopToken | None = None,
     check: bool = True,
+    timeout: float = 10.0,
 ) -> RunResult:
     """Colourise ``input`` (image, folder/glob, video file, stream URL) into ``output``.
 
@@ -140,9 +142,9 @@ def colorize_path(
     Once frames flow the run returns a :class:`RunResult`; with ``check`` (the default) an
     error that stopped it early is raised after its partial output was finalised (the result
     of ``check=False`` says where that is).  Setting ``stop`` ends the run cleanly, keeping a
-    partial output.
+    partial output.  ``timeout`` bounds connecting to a stream and each wait for its data.
     """
-    source = open_source(input, stop)
+    source = open_source(input, stop, timeout)
     try:
         kind = check_output(source, output, overwrite)
         out = Path(output)

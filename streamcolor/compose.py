@@ -1,10 +1,10 @@
 """Composing the output: the source's own luma at full resolution plus the model's chroma,
 upsampled from render resolution.
 
-:func:`compose_rgb` works in horizontal bands, so the float temporaries stay at about a
-megapixel whatever the image size: a full-resolution frame costs its luma, its output and a
-few rows more (3 bytes per pixel of output for 8-bit, 6 for 16-bit), not ~46 bytes per pixel
-as one float pass over the whole frame would.  The chroma is upsampled exactly as one
+:func:`compose_rgb` works in horizontal bands of half a megapixel, so the float temporaries
+stay at ~35 MB whatever the image size: a full-resolution frame costs its luma, its output
+(3 bytes per pixel for 8-bit, 6 for 16-bit) and one band, not the ~46 bytes per pixel of one
+float pass over the whole frame.  The chroma is upsampled exactly as one
 ``cv2.resize(..., INTER_LINEAR)`` to the full size would: the horizontal pass is OpenCV's,
 the vertical one uses OpenCV's coordinate mapping and weights per band.
 """
@@ -16,7 +16,7 @@ import numpy as np
 
 from streamcolor.color import luma_to_unit, merge_luma_chroma
 
-BAND_PIXELS = 1 << 20  # pixels per band of float work
+BAND_PIXELS = 1 << 19  # pixels per band of float work (~35 MB of temporaries)
 
 
 def upsample_chroma(chroma: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -56,6 +56,16 @@ def _max_threads() -> int:
     return max_threads()
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.1 <= v <= 3600:
+        raise argparse.ArgumentTypeError(f"must be in 0.1..3600 seconds: {text!r}")
+    return v
+
+
 def _strength(text: str) -> float:
     from streamcolor.temporal.smoother import MAX_STRENGTH
 
@@ -111,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fps", type=_fraction, default=None,
                    help="frame rate when writing a frame folder as video (default 25)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    c.add_argument("--timeout", type=_seconds, default=10.0,
+                   help="give up on a stream that does not connect or sends nothing for this "
+                   "many seconds (default 10)")
 
     e = sub.add_parser("eval", parents=[common],
                        help="measure quality and flicker of a colorized video or frame folder "
@@ -167,7 +180,8 @@ def _cmd_colorize(a: argparse.Namespace, stop: StopToken) -> int:
     try:
         result = colorize_path(a.input, a.output, colorizer, overwrite=a.overwrite,
                                encode=encode, temporal_strength=a.temporal_strength,
-                               progress=advance, on_start=on_start, stop=stop, check=False)
+                               progress=advance, on_start=on_start, stop=stop, check=False,
+                               timeout=a.timeout)
     finally:
         if progress is not None and started:
             progress.stop()
@@ -239,6 +253,7 @@ def _stopped(reason: str, partial: object) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command; ``argv`` None means this process is the command (it exits after)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "train":  # its own parser, in the training package
         from streamcolor.training.cli import main as train_main
@@ -248,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(a.verbose + a.verbose_top, a.quiet)
     stop = StopToken()
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop, restore=argv is not None):
             return COMMANDS[a.command](a, stop)
     except StopRequested as e:
         return _stopped(e.reason, None)

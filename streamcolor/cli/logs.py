@@ -27,6 +27,10 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     handler.addFilter(RedactingFilter())
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
     import av.logging
+    import cv2
 
-    # FFmpeg's own messages only with -vv: our errors already name the file and the problem.
+    # FFmpeg's and OpenCV's own messages only with -vv: our errors already name the file and
+    # the problem, and their lines before ours would bury it.
     av.logging.set_level(av.logging.WARNING if verbose > 1 else None)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING if verbose > 1 else
+                                  cv2.utils.logging.LOG_LEVEL_SILENT)

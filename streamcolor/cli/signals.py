@@ -29,10 +29,12 @@ def exit_code(reason: str | None) -> int:
 
 
 @contextlib.contextmanager
-def stop_on_signals(token: StopToken) -> Iterator[StopToken]:
+def stop_on_signals(token: StopToken, restore: bool = True) -> Iterator[StopToken]:
     """Within the block, SIGINT/SIGTERM/SIGHUP request ``token`` to stop instead of killing
-    the process; the previous handlers come back afterwards.  Outside the main thread (where
-    Python cannot install handlers) the block runs without them."""
+    the process; the previous handlers come back afterwards, unless ``restore`` is False (the
+    process is about to exit: a late signal must not kill it after its partial output was
+    reported).  Outside the main thread (where Python cannot install handlers) the block runs
+    without them."""
     if threading.current_thread() is not threading.main_thread():
         yield token
         return
@@ -53,6 +55,6 @@ def stop_on_signals(token: StopToken) -> Iterator[StopToken]:
     try:
         yield token
     finally:
-        for s, h in previous.items():
+        for s, h in previous.items() if restore else ():
             with contextlib.suppress(OSError, ValueError, TypeError):
                 signal.signal(s, h)

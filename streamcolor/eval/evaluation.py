@@ -31,7 +31,7 @@ class SequenceReport:
     colorfulness: float
     cdc: float
     warp_error: float
-    cuts: int = 0  # frame pairs across a hard cut, left out of the warping error
+    cuts: int = 0  # frame pairs across a hard cut or a size change, left out of the warping error
     psnr: float | None = None
     ssim: float | None = None
     colorfulness_gap: float | None = None  # mean |colourfulness - truth's| per frame
@@ -76,9 +76,11 @@ class SequenceMeter:
         self.series["colorfulness"].append(cf)
         self.cdc.add(rgb)
         if pair is not None and self._prev is not None:
-            self.cuts += pair.cut
+            skip = pair.cut or self._prev.shape != rgb.shape or \
+                (pair.flow is not None and pair.flow.shape[:2] != rgb.shape[:2])
+            self.cuts += skip
             self.series["warp_error"].append(
-                float("nan") if pair.cut else pair_warp_error(self._prev, rgb, pair))
+                float("nan") if skip else pair_warp_error(self._prev, rgb, pair))
         if reference is not None:
             self.series["psnr"].append(psnr(rgb, reference))
             if self.with_ssim:
@@ -185,7 +187,7 @@ COLUMNS = [("frames", "frames", "{}"), ("psnr", "PSNR dB", "{:.2f}"), ("ssim", "
            ("colorfulness", "colourful.", "{:.1f}"), ("colorfulness_gap", "|Δcolourful.|",
                                                       "{:.1f}"),
            ("cdc", "CDC", "{:.4g}"), ("warp_error", "warp err", "{:.4g}"),
-           ("cuts", "cuts skipped", "{}")]
+           ("cuts", "pairs skipped", "{}")]
 
 
 def report_table(reports: Mapping[str, SequenceReport], title: str | None = None) -> object:

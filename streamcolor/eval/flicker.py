@@ -109,9 +109,9 @@ def cdc(frames: Iterable[np.ndarray]) -> float:
 class FlowPair:
     """Flow from frame t-1 to t of the input and the mask of its trusted pixels (on t-1)."""
 
-    flow: np.ndarray  # (H, W, 2) float32
-    valid: np.ndarray  # (H, W) float32, 1 = not occluded
-    cut: bool = False  # the two frames lie on either side of a hard cut
+    flow: np.ndarray | None  # (H, W, 2) float32; None when the pair is not comparable
+    valid: np.ndarray | None  # (H, W) float32, 1 = not occluded
+    cut: bool = False  # the frames lie on either side of a hard cut or of a size change
 
 
 class FlowPairs:
@@ -128,8 +128,8 @@ class FlowPairs:
         cut = self._cuts.update(luma)
         if prev is None:
             return None
-        if prev.shape != luma.shape:
-            raise ValueError(f"frame size changed: {prev.shape} -> {luma.shape}")
+        if prev.shape != luma.shape:  # a size change is a cut: no pixel to compare with
+            return FlowPair(None, None, True)
         fw = self._flow(prev, luma)
         bw = self._flow(luma, prev)
         return FlowPair(fw, (~occlusion_mask(fw, bw)).astype(np.float32), cut)
@@ -144,6 +144,8 @@ def to_unit(rgb: np.ndarray) -> np.ndarray:
 def pair_warp_error(prev_rgb: np.ndarray, rgb: np.ndarray, pair: FlowPair) -> float:
     """Lai et al.'s warping error of one pair: output frame t warped onto t-1 with the input's
     flow, squared difference to output t-1 over non-occluded pixels and channels."""
+    if pair.flow is None or pair.valid is None:
+        raise ValueError("no flow for a pair across a cut or a size change")
     a = to_unit(prev_rgb)
     b = warp(to_unit(rgb), pair.flow)
     mask = pair.valid[..., None]

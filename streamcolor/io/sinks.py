@@ -41,6 +41,12 @@ VIDEO_OUTPUT_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".avi", ".web
 VIDEO_CODECS = {".webm": "libvpx-vp9", ".mpg": "mpeg2video", ".mpeg": "mpeg2video"}
 DEFAULT_VIDEO_CODEC = "libx264"
 HIGH_DEPTHS = (10, 12)  # kept when the source has them and the encoder takes them
+X26X = frozenset({"libx264", "libx265"})
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")  # checked here: x264 prints its own error
+CONSTANT_RATE_CODECS = frozenset({"mpeg1video", "mpeg2video"})
+MPEG_RATES = frozenset(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30",
+                                             "50", "60000/1001", "60"))
 
 
 def compose_bgr(frame: Frame, chroma: np.ndarray) -> np.ndarray:
@@ -187,6 +193,11 @@ class VideoSink(Sink):
         self.side = side if side else None
         self.codec = codec or VIDEO_CODECS.get(self.path.suffix.lower(), DEFAULT_VIDEO_CODEC)
         check_encoder(self.path, self.codec)
+        if self.codec in X26X and preset not in X26X_PRESETS:
+            raise OutputError(f"{self.path}: unknown {self.codec} preset {preset!r} "
+                              f"({', '.join(X26X_PRESETS)})")
+        if self.codec in X26X and not 0 <= crf <= 51:
+            raise OutputError(f"{self.path}: {self.codec} takes crf 0..51, not {crf}")
         self.crf = crf
         self.preset = preset
         self.options = dict(options or {})
@@ -199,6 +210,8 @@ class VideoSink(Sink):
         self._pix_fmt = "yuv420p"
         self._bits = 8
         self._size: tuple[int, int] = (0, 0)
+        self._time_base: Fraction | None = None
+        self._last_pts: int | None = None
         self._resized_warned = False
 
     def _warn(self, text: str) -> None:
@@ -244,6 +257,13 @@ class VideoSink(Sink):
         self._size = (frame.width, frame.height)
         stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, self._pix_fmt
         tb = frame.time_base or Fraction(1, 1) / self.rate
+        if self.codec in CONSTANT_RATE_CODECS:
+            if self.rate not in MPEG_RATES:
+                self._discard()
+                raise OutputError(f"{self.path}: {self.codec} cannot store {self.rate} fps "
+                                  "(MPEG-1/2 rates only); write .mp4 or .mkv instead")
+            tb = 1 / self.rate  # these encoders take only their frame rate as time base
+        self._time_base = tb
         stream.codec_context.time_base = tb
         stream.time_base = tb
         stream.codec_context.color_range = 2 if frame.full_range else 1
@@ -252,7 +272,8 @@ class VideoSink(Sink):
             stream.codec_context.colorspace = cs
         opts = dict(self.options)
         if self.codec in ("libx264", "libx265"):
-            opts.setdefault("crf", str(self.crf))
+            if "qp" not in opts:  # a constant quantiser (qp 0: lossless) replaces crf
+                opts.setdefault("crf", str(self.crf))
             opts.setdefault("preset", self.preset)
         if self.codec == "libx265":
             opts.setdefault("x265-params", "log-level=none")  # x265 prints to stderr itself
@@ -300,10 +321,16 @@ class VideoSink(Sink):
         self._fill(planes[1], uv[..., 0])
         self._fill(planes[2], uv[..., 1])
         vf.color_range = 2 if frame.full_range else 1
-        if frame.pts is not None and frame.time_base is not None:
-            vf.pts, vf.time_base = frame.pts, frame.time_base
-        else:
+        if frame.pts is None or frame.time_base is None:
             vf.pts, vf.time_base = frame.index, Fraction(1, 1) / self.rate
+        elif frame.time_base != self._time_base:  # constant-rate codecs: frame numbers
+            pts = round(frame.pts * frame.time_base / self._time_base)
+            if self._last_pts is not None and pts <= self._last_pts:
+                pts = self._last_pts + 1
+            vf.pts, vf.time_base = pts, self._time_base
+        else:
+            vf.pts, vf.time_base = frame.pts, frame.time_base
+        self._last_pts = vf.pts
         return vf
 
     @staticmethod

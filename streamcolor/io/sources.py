@@ -200,11 +200,7 @@ class VideoSource(Source):
         rate = self.stream.average_rate or self.stream.guessed_rate
         count = self.stream.frames or None
         self._exact_count = count is not None
-        duration = None
-        if self.stream.duration and self.stream.time_base:
-            duration = float(self.stream.duration * self.stream.time_base)
-        elif c.duration:
-            duration = c.duration / 1_000_000
+        duration = video_duration(c, self.stream)
         if not count and duration and rate and not live:
             count = round(duration * float(rate))
         self.info = SourceInfo(
@@ -275,9 +271,11 @@ class VideoSource(Source):
         if index == 0:
             raise InvalidInputError(f"{self.label}: contains no decodable video frames")
         if errors:
+            total = self.info.frame_count
+            of = "" if not total else f" of {total}" if self._exact_count else \
+                f" of about {total}"
             self._warn(f"{self.label}: {errors} damaged video packet(s) skipped; "
-                       f"{index} frames decoded" +
-                       (f" of {self.info.frame_count}" if self.info.frame_count else ""))
+                       f"{index} frames decoded{of}")
         if self.info.live:
             raise StreamLostError(f"{self.label}: the stream ended after {index} frames")
         self._check_complete(index, last_pts)
@@ -293,7 +291,8 @@ class VideoSource(Source):
         missing = info.duration - reached
         if missing > max(3 / float(rate), 0.02 * info.duration):
             expected = info.frame_count
-            of = f" of {expected}" if expected else ""
+            of = (f" of {expected}" if self._exact_count else f" of about {expected}") \
+                if expected else ""
             raise InputTruncatedError(
                 f"{info.label}: ends after {frames}{of} frames ({reached:.2f} s of "
                 f"{info.duration:.2f} s): the file is truncated")
@@ -302,8 +301,32 @@ class VideoSource(Source):
         self.container.close()
 
 
-def open_source(spec: str | Path, stop: StopToken | None = None) -> Source:
-    """Pick the source for an input: image, folder/glob, video file or stream URL."""
+def _clock(text: str) -> float | None:
+    """Seconds of an "HH:MM:SS.fraction" tag (Matroska's per-stream DURATION)."""
+    m = re.fullmatch(r"(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)", text.strip())
+    return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]) if m else None
+
+
+def video_duration(container: object, stream: object) -> float | None:
+    """Seconds the video stream should last: its own duration, Matroska's DURATION tag, or
+    the container's when the video is its only stream (otherwise a longer audio track would
+    pass for missing video)."""
+    if stream.duration and stream.time_base:  # type: ignore[attr-defined]
+        return float(stream.duration * stream.time_base)  # type: ignore[attr-defined]
+    tag = (stream.metadata or {}).get("DURATION")  # type: ignore[attr-defined]
+    if tag and _clock(tag):
+        return _clock(tag)
+    if container.duration and len(container.streams) == 1:  # type: ignore[attr-defined]
+        return container.duration / 1_000_000  # type: ignore[attr-defined]
+    return None
+
+
+def open_source(spec: str | Path, stop: StopToken | None = None,
+                timeout: float = 10.0) -> Source:
+    """Pick the source for an input: image, folder/glob, video file or stream URL.
+
+    ``timeout`` bounds connecting to a stream and every wait for its data (seconds); ``stop``
+    interrupts connecting."""
     text = str(spec)
     if text in STDIN_NAMES:
         raise InvalidInputError(f"{text}: reading from standard input is not supported; give a "
@@ -311,7 +334,7 @@ def open_source(spec: str | Path, stop: StopToken | None = None) -> Source:
     if is_url(text):
         scheme = url_scheme(text)
         if scheme == "file":
-            return open_source(text[len("file://"):], stop)
+            return open_source(text[len("file://"):], stop, timeout)
         if scheme not in STREAM_SCHEMES:
             raise UnsupportedURLError(
                 f"{redact(text)}: unsupported URL scheme {scheme!r} "
@@ -319,7 +342,8 @@ def open_source(spec: str | Path, stop: StopToken | None = None) -> Source:
             )
         live = scheme not in ("http", "https") or Path(text.split("?")[0]).suffix.lower() \
             not in VIDEO_SUFFIXES
-        return VideoSource(text, live=live, stop=stop)
+        return VideoSource(text, live=live, open_timeout=timeout, read_timeout=timeout,
+                           stop=stop)
     p = Path(text)
     if is_pattern(text):
         return FolderSource(text)

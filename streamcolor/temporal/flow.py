@@ -12,6 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+MIN_FLOW_SIDE = 16  # DIS asserts on images under 10 px a side; 16 leaves room
+
 PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -50,10 +52,21 @@ class FlowEstimator:
             self._dis.setPatchStride(int(patch_stride))
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Flow from ``a`` to ``b``: (H, W, 2) float32, x then y, in pixels."""
+        """Flow from ``a`` to ``b``: (H, W, 2) float32, x then y, in pixels.
+
+        DIS needs images of at least 10 px a side (OpenCV asserts below that); smaller ones
+        are enlarged by an integer factor for the estimate and the flow scaled back."""
         if a.shape != b.shape:
             raise ValueError(f"flow between different sizes: {a.shape} vs {b.shape}")
-        return self._dis.calc(luma_u8(a), luma_u8(b), None)
+        a, b = luma_u8(a), luma_u8(b)
+        h, w = a.shape[:2]
+        k = -(-MIN_FLOW_SIDE // min(h, w))  # ceil
+        if k <= 1:
+            return self._dis.calc(a, b, None)
+        big = (w * k, h * k)
+        flow = self._dis.calc(cv2.resize(a, big, interpolation=cv2.INTER_LINEAR),
+                              cv2.resize(b, big, interpolation=cv2.INTER_LINEAR), None)
+        return resize_flow(flow, h, w)
 
 
 def sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

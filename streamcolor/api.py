@@ -97,10 +97,17 @@ def check_output(source: Source, output: Path | str, overwrite: bool) -> str:
         if entries and others:
             raise OutputError(f"{output}: holds other files than frames ({others[0].name}); "
                               "refusing to replace it")
-    check_folder_writable(output, output.absolute().parent)
+    check_folder_writable(output, _existing_ancestor(output.absolute().parent))
     if len(output.absolute().name.encode()) + 16 > name_max(output.absolute().parent):
         raise OutputError(f"{output}: folder name longer than the filesystem allows")
     return kind
+
+
+def _existing_ancestor(p: Path) -> Path:
+    """The nearest folder of ``p`` that exists (missing ones are created for folder outputs)."""
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
 
 
 def make_sink(kind: str, source: Source, output: Path, encode: EncodeOptions,

@@ -501,6 +501,12 @@ def test_trailing_slash_or_no_suffix_is_a_folder(media, tmp_path, tiny_weights, 
     assert len(list((tmp_path / "a.v2").glob("*.png"))) == 8
 
 
+def test_missing_parent_folders_of_a_folder_output_are_created(media, tmp_path, colorizer):
+    out = tmp_path / "a" / "b" / "frames"
+    assert colorize_path(media["plain"], out, colorizer).complete
+    assert len(list(out.glob("*.png"))) == 8 and not leftovers(out.parent)
+
+
 # Weaker ones ---------------------------------------------------------------------------------
 
 def test_no_library_noise_before_the_error_line(tmp_path, tiny_weights, media):

@@ -98,7 +98,7 @@ def check_output(source: Source, output: Path | str, overwrite: bool) -> str:
             raise OutputError(f"{output}: holds other files than frames ({others[0].name}); "
                               "refusing to replace it")
     check_folder_writable(output, _existing_ancestor(output.absolute().parent))
-    if len(output.absolute().name.encode()) + 16 > name_max(output.absolute().parent):
+    if len(output.absolute().name.encode()) > name_max(output.absolute().parent):
         raise OutputError(f"{output}: folder name longer than the filesystem allows")
     return kind
 

@@ -148,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _cmd_colorize(a: argparse.Namespace, stop: StopToken) -> int:
+Outcome = tuple[int, str | None]  # exit code, the last line for stderr
+
+
+def _cmd_colorize(a: argparse.Namespace, stop: StopToken) -> Outcome:
     from rich.console import Console
 
     from streamcolor.api import EncodeOptions, colorize_path
@@ -191,18 +194,17 @@ def _cmd_colorize(a: argparse.Namespace, stop: StopToken) -> int:
         err = result.error
         note = f" (partial output kept at {result.output})" if result.output else ""
         if isinstance(err, StreamcolorError):
-            _say(f"streamcolor: error: {redact(str(err))}{note}")
-            return 1
+            return 1, f"streamcolor: error: {redact(str(err))}{note}"
         raise err
     if not a.quiet:
         console.print(f"colorized {result.frames} frames in {result.seconds:.1f} s "
                       f"({result.fps:.1f} fps) with {colorizer.name} at render factor "
                       f"{colorizer.render_factor} -> {result.output}", highlight=False,
                       soft_wrap=True)
-    return 0
+    return 0, None
 
 
-def _cmd_eval(a: argparse.Namespace, stop: StopToken) -> int:
+def _cmd_eval(a: argparse.Namespace, stop: StopToken) -> Outcome:
     from rich.console import Console
 
     from streamcolor.eval.evaluation import evaluate_paths, plot_flicker, report_table, write_json
@@ -224,19 +226,20 @@ def _cmd_eval(a: argparse.Namespace, stop: StopToken) -> int:
                                      f"on {flow_on}"})
     if a.plot:
         plot_flicker(reports, a.plot, title=Path(a.output).name)
-    return 0
+    return 0, None
 
 
-def _cmd_models(a: argparse.Namespace, stop: StopToken) -> int:
+def _cmd_models(a: argparse.Namespace, stop: StopToken) -> Outcome:
     from streamcolor.model.weights import DEFAULT_MODEL, list_models
 
     for name, rec in sorted(list_models().items()):
         mark = "*" if name == DEFAULT_MODEL else " "
         print(f"{mark} {name:12s} {rec.arch:12s} render_factor={rec.render_factor} {rec.path}")
-    return 0
+    return 0, None
 
 
 COMMANDS = {"colorize": _cmd_colorize, "eval": _cmd_eval, "models": _cmd_models}
+STOPPABLE = frozenset({"colorize"})  # commands that poll the stop token (others: Ctrl-C raises)
 
 
 def _say(line: str) -> None:
@@ -245,11 +248,10 @@ def _say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def _stopped(reason: str, partial: object) -> int:
+def _stopped(reason: str, partial: object) -> Outcome:
     word = STOP_WORDS.get(reason, f"stopped ({reason})")
     note = f"; partial output kept at {partial}" if partial else "; nothing was written"
-    _say(f"streamcolor: {word}{note}")
-    return exit_code(reason)
+    return exit_code(reason), f"streamcolor: {word}{note}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,21 +263,28 @@ def main(argv: list[str] | None = None) -> int:
         return train_main(args[1:])
     a = build_parser().parse_args(args)
     setup_logging(a.verbose + a.verbose_top, a.quiet)
+    code, line = _run(a, restore=argv is not None)
+    if line:  # after the signal window: a late signal can no longer print after it
+        _say(line)
+    return code
+
+
+def _run(a: argparse.Namespace, restore: bool) -> Outcome:
     stop = StopToken()
     try:
-        with stop_on_signals(stop, restore=argv is not None):
+        if a.command not in STOPPABLE:
+            return COMMANDS[a.command](a, stop)
+        with stop_on_signals(stop, restore=restore):
             return COMMANDS[a.command](a, stop)
     except StopRequested as e:
         return _stopped(e.reason, None)
     except KeyboardInterrupt:
         return _stopped("SIGINT", None)
     except StreamcolorError as e:
-        _say(f"streamcolor: error: {redact(str(e))}")
-        return 1
+        return 1, f"streamcolor: error: {redact(str(e))}"
     except MemoryError:
-        _say("streamcolor: error: out of memory (try a smaller --render-factor or "
-             "--batch-size, or a smaller input)")
-        return 1
+        return 1, ("streamcolor: error: out of memory (try a smaller --render-factor or "
+                   "--batch-size, or a smaller input)")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,14 @@ def stop_on_signals(token: StopToken, restore: bool = True) -> Iterator[StopToke
     try:
         yield token
     finally:
-        for s, h in previous.items() if restore else ():
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                signal.signal(s, h)
+        if restore:
+            for s, h in previous.items():
+                with contextlib.suppress(OSError, ValueError, TypeError):
+                    signal.signal(s, h)
+        else:
+            # Python puts the default handlers back while it shuts down, so a late signal
+            # would still kill the process after its outcome was reported; an ignored one
+            # stays ignored (any thread may receive it: torch's OpenMP workers too).
+            for s in previous:
+                with contextlib.suppress(OSError, ValueError):
+                    signal.signal(s, signal.SIG_IGN)

@@ -8,7 +8,6 @@ by it).  Names are shortened where needed to fit the filesystem's limit on a nam
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 from collections.abc import Iterable
@@ -131,8 +130,3 @@ def check_new_file(path: Path, overwrite: bool, inputs: Iterable[Path] = ()) -> 
     check_folder_writable(path, path.parent if str(path.parent) else Path("."))
     if len(path.name.encode()) > name_max(path.parent):
         raise OutputError(f"{path}: file name longer than the filesystem allows")
-
-
-def remove_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()

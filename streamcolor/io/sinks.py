@@ -28,8 +28,8 @@ from streamcolor.color import chroma_to_plane
 from streamcolor.compose import compose_rgb, upsample_chroma
 from streamcolor.errors import OutputError, ResourceError
 from streamcolor.frames import Frame
-from streamcolor.io.atomic import TEMP_MARK, rename_no_replace, temp_path_for
-from streamcolor.io.images import IMAGE_SUFFIXES, write_image_atomic
+from streamcolor.io.atomic import rename_no_replace, temp_path_for
+from streamcolor.io.images import write_image_atomic
 from streamcolor.io.sidestreams import SideMuxer, SideStreams
 
 log = logging.getLogger(__name__)
@@ -402,11 +402,3 @@ class VideoSink(Sink):
 def _reason(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e)
 
-
-def is_temporary(name: str) -> bool:
-    """Names of the hidden temporaries sinks write (``.NAME.tmp-PID.EXT``)."""
-    return name.startswith(".") and TEMP_MARK in name
-
-
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_OUTPUT_SUFFIXES", "FolderSink", "ImageSink", "Sink",
-           "VideoSink", "compose_bgr"]

@@ -226,10 +226,8 @@ class VideoSource(Source):
         rate = self.info.rate or Fraction(25)
         side = self.side
         streams = [self.stream, *(side.streams if side else [])]
-        t_read = time.monotonic()
         try:
             for packet in self.container.demux(*streams):
-                t_read = time.monotonic()
                 if packet.stream is not self.stream:
                     side.push(packet)  # type: ignore[union-attr]
                     continue
@@ -263,8 +261,9 @@ class VideoSource(Source):
                                 stream_id=self.stream_id, arrived_at=time.time())
                     index += 1
         except av.error.FFmpegError as e:
-            raise translate_av_error(e, self.label, self.read_timeout,
-                                     time.monotonic() - t_read, self.info.live) from None
+            # (no elapsed time: this generator waits for its consumer between packets)
+            raise translate_av_error(e, self.label, self.read_timeout, None,
+                                     self.info.live) from None
         finally:
             if side is not None:
                 side.finished = True

@@ -42,9 +42,14 @@ def translate_av_error(e: Exception, label: str, timeout: float | None = None,
     import av
 
     reason = redact(getattr(e, "strerror", None) or str(e))  # str(e) may hold the raw URL
+    # While a stream is probed, a socket time-out comes back as "invalid data": a stream
+    # that goes quiet then has timed out, one that sends garbage fails at once.
+    slow = timeout is not None and elapsed is not None and (
+        elapsed >= 0.9 * timeout or
+        (is_url(label) and isinstance(e, av.error.InvalidDataError) and
+         elapsed >= 0.4 * timeout))
     timed_out = isinstance(e, av.error.ExitError) or \
-        getattr(e, "errno", None) == errno.ETIMEDOUT or (
-            timeout is not None and elapsed is not None and elapsed >= 0.9 * timeout)
+        getattr(e, "errno", None) == errno.ETIMEDOUT or slow
     if timed_out and timeout is not None:
         text = f"{label}: timed out after {timeout:g} s without data"
         return StreamLostError(text) if stream else InvalidInputError(text)

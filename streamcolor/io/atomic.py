@@ -86,8 +86,9 @@ def rename_no_replace(src: Path, final: Path) -> Path:
     raise OutputError(f"{final}: no free name for the partial output")
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a temporary file beside ``path``, then rename it over ``path``."""
+def write_bytes_atomic(path: Path, data: bytes | memoryview | object) -> None:
+    """Write ``data`` (anything with the buffer protocol) to a temporary file beside
+    ``path``, then rename it over ``path``."""
     tmp = temp_path_for(path)
     try:
         tmp.write_bytes(data)

@@ -262,4 +262,4 @@ def write_image_atomic(path: Path, bgr: np.ndarray) -> None:
         ok, buf = False, None
     if not ok or buf is None:
         raise OutputError(f"{path}: cannot encode an image of this type")
-    write_bytes_atomic(path, buf.tobytes())
+    write_bytes_atomic(path, buf)  # the encoded buffer itself, not a copy of it

@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     from streamcolor import set_threads
 
     set_threads(a.threads)
-    colorizer = Colorizer(a.model)
+    colorizer = Colorizer(a.model, runtime="torch")  # the runtime these numbers were made on
     out = Path(a.out) if a.out else RESULTS_DIR / ("temporal_quick.json" if a.quick
                                                     else "temporal.json")
     results = []

@@ -50,3 +50,14 @@ class ResourceError(StreamcolorError, MemoryError):
 class StreamLostError(StreamcolorError, ConnectionError):
     """A live stream stopped delivering frames."""
 
+
+def is_allocation_failure(e: BaseException) -> bool:
+    """Out of memory as libraries report it: MemoryError, or a RuntimeError saying so
+    (torch's CPU allocator, safetensors' mmap, OpenVINO)."""
+    if isinstance(e, MemoryError):
+        return True
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and any(
+        k in text for k in ("can't allocate memory", "cannot allocate memory", "out of memory",
+                            "failed to allocate", "std::bad_alloc"))
+

@@ -17,6 +17,15 @@ from mediautil import make_video
 from tinymodel import build_tiny_model
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _model_cache(tmp_path_factory):
+    """Converted models (OpenVINO, ONNX) go to a cache of the session, not the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STREAMCOLOR_CACHE", str(tmp_path_factory.mktemp("model_cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     from streamcolor.model.weights import save_weights

@@ -25,7 +25,8 @@ def shipped_chroma() -> np.ndarray:
     from streamcolor import Colorizer
 
     gray = cv2.imread(str(ROOT / "samples" / "detroit_1915.jpg"), cv2.IMREAD_GRAYSCALE)
-    return Colorizer(render_factor=6, precision="fp32", device="cpu").predict([gray])[0]
+    return Colorizer(render_factor=6, precision="fp32", device="cpu",
+                     runtime="torch").predict([gray])[0]
 
 
 def tiny_pipeline_chroma(colorizer, tmp: Path) -> np.ndarray:
@@ -93,7 +94,7 @@ def tiny_colorizer(tmp: Path):
 
     path = tmp / "tiny.safetensors"
     save_weights(build_tiny_model(), path, {"render_factor": 4})
-    return Colorizer(str(path), precision="fp32", batch_size=4, device="cpu")
+    return Colorizer(str(path), precision="fp32", batch_size=4, device="cpu", runtime="torch")
 
 
 if __name__ == "__main__":

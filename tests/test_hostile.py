@@ -344,19 +344,23 @@ def test_composition_works_in_bands(rng):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS")
-def test_out_of_memory_is_one_line(tmp_path, tiny_weights):
+@pytest.mark.parametrize("runtime", ["torch", "auto"])
+def test_out_of_memory_is_one_line(runtime, tmp_path, tiny_weights):
+    """With torch the model fits and the image does not; with the default runtime the
+    conversion may run out first: one line either way."""
     img = tmp_path / "big.png"
     assert cv2.imwrite(str(img), np.full((6000, 6000), 128, np.uint8))
     code = (
         "import resource, sys\n"
         "from streamcolor.cli import main\n"
-        "import av, av.logging, cv2, rich.console, rich.logging, torch\n"
+        "import av, av.logging, cv2, rich.console, rich.logging, torch, openvino\n"
         "import streamcolor.api, streamcolor.model.colorizer, streamcolor.cli.progress\n"
         "soft = int(open('/proc/self/status').read().split('VmSize:')[1].split()[0]) * 1024\n"
         "resource.setrlimit(resource.RLIMIT_AS, (soft + 60 * 2**20, resource.RLIM_INFINITY))\n"
         f"sys.exit(main(['colorize', {str(img)!r}, '-o', {str(tmp_path / 'o.png')!r},"
-        f" '--model', {str(tiny_weights)!r}, '-q']))\n")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+        f" '--model', {str(tiny_weights)!r}, '--runtime', {runtime!r}, '-q']))\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT),
+               STREAMCOLOR_CACHE=str(tmp_path / "cache"))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=120)
     assert p.returncode == 1, p.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 from streamcolor.cli.logs import setup_logging
 from streamcolor.cli.signals import exit_code, stop_on_signals
 from streamcolor.engine.stop import StopRequested, StopToken
-from streamcolor.errors import StreamcolorError
+from streamcolor.errors import StreamcolorError, is_allocation_failure
 from streamcolor.io.urls import redact
 
 STOP_WORDS = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)",
@@ -80,6 +80,7 @@ def _strength(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from streamcolor.model.colorizer import MAX_RENDER_FACTOR, MIN_RENDER_FACTOR
+    from streamcolor.model.runtime.loader import RUNTIMES
     from streamcolor.model.runtime.torch_runtime import MAX_BATCH
     from streamcolor.temporal.flow import PRESETS
     from streamcolor.temporal.smoother import DEFAULT_STRENGTH
@@ -109,9 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=_int_in(1, MAX_BATCH), default=None,
                    help=f"frames per model call (1..{MAX_BATCH}; default by device and size)")
     c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    c.add_argument("--runtime", default="auto", choices=list(RUNTIMES),
+                   help="what runs the model: auto (OpenVINO on a CPU, torch on CUDA), torch, "
+                   "openvino or onnxruntime")
     c.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     c.add_argument("--threads", type=_int_in(1, _max_threads), default=None,
-                   help="CPU threads for the model (default: all CPUs available)")
+                   help="CPU threads for the model (default: the CPUs this process may use)")
     c.add_argument("--temporal-strength", type=_strength, default=DEFAULT_STRENGTH,
                    help="flicker suppression: weight of the motion-compensated past chroma "
                    f"where motion is reliable (0 = per-frame, default {DEFAULT_STRENGTH})")
@@ -142,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true",
                    help="replace existing --json/--plot files")
 
+    x = sub.add_parser("export", parents=[common],
+                       help="write a model as ONNX (.onnx) or OpenVINO IR (.xml + .bin), "
+                       "metadata embedded")
+    x.add_argument("model", help="shipped model name or .safetensors path")
+    x.add_argument("-o", "--output", required=True, help="FILE.onnx or FILE.xml")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
     sub.add_parser("models", parents=[common], help="list the shipped models")
     sub.add_parser("train", help="NoGAN training stages (streamcolor train -h)",
                    add_help=False)
@@ -158,11 +169,17 @@ def _cmd_colorize(a: argparse.Namespace, stop: StopToken) -> Outcome:
     from streamcolor.cli.progress import make_progress
     from streamcolor.model.colorizer import Colorizer
     from streamcolor.model.runtime import configure_threads
+    from streamcolor.model.runtime.loader import resolve_runtime
+    from streamcolor.model.weights import FILE_FORMATS
 
     console = Console(stderr=True)
-    configure_threads(a.threads)
+    file_format = FILE_FORMATS.get(Path(a.model).suffix.lower(), "safetensors") if a.model \
+        else "safetensors"
+    runtime = resolve_runtime(a.runtime, a.device, file_format)
+    configure_threads(a.threads if runtime == "torch" else None)
     colorizer = Colorizer(a.model, render_factor=a.render_factor, device=a.device,
-                          precision=a.precision, batch_size=a.batch_size)
+                          precision=a.precision, batch_size=a.batch_size, runtime=runtime,
+                          threads=None if runtime == "torch" else a.threads)
     encode = EncodeOptions(codec=a.codec, crf=a.crf, preset=a.preset, fps=a.fps)
     progress = None if a.quiet else make_progress(console)
     task = None
@@ -195,11 +212,14 @@ def _cmd_colorize(a: argparse.Namespace, stop: StopToken) -> Outcome:
         note = f" (partial output kept at {result.output})" if result.output else ""
         if isinstance(err, StreamcolorError):
             return 1, f"streamcolor: error: {redact(str(err))}{note}"
+        if is_allocation_failure(err):
+            return 1, f"streamcolor: error: out of memory{note}"
         raise err
     if not a.quiet:
         console.print(f"colorized {result.frames} frames in {result.seconds:.1f} s "
-                      f"({result.fps:.1f} fps) with {colorizer.name} at render factor "
-                      f"{colorizer.render_factor} -> {result.output}", highlight=False,
+                      f"({result.fps:.1f} fps) with {colorizer.name} on "
+                      f"{colorizer.description} at render factor {colorizer.render_factor} "
+                      f"-> {result.output}", highlight=False,
                       soft_wrap=True)
     return 0, None
 
@@ -238,7 +258,17 @@ def _cmd_models(a: argparse.Namespace, stop: StopToken) -> Outcome:
     return 0, None
 
 
-COMMANDS = {"colorize": _cmd_colorize, "eval": _cmd_eval, "models": _cmd_models}
+def _cmd_export(a: argparse.Namespace, stop: StopToken) -> Outcome:
+    from streamcolor.model.runtime.export import export_model
+
+    out = export_model(a.model, Path(a.output), overwrite=a.overwrite)
+    if not a.quiet:
+        print(f"exported {a.model} -> {', '.join(str(p) for p in out)}")
+    return 0, None
+
+
+COMMANDS = {"colorize": _cmd_colorize, "eval": _cmd_eval, "models": _cmd_models,
+            "export": _cmd_export}
 STOPPABLE = frozenset({"colorize"})  # commands that poll the stop token (others: Ctrl-C raises)
 
 
@@ -256,6 +286,11 @@ def _stopped(reason: str, partial: object) -> Outcome:
 
 def main(argv: list[str] | None = None) -> int:
     """The command; ``argv`` None means this process is the command (it exits after)."""
+    if argv is None:
+        from streamcolor.model.runtime.threads import prefer_passive_waiting
+
+        # Before torch is imported: its OpenMP threads must not spin beside other busy work.
+        prefer_passive_waiting()
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "train":  # its own parser, in the training package
         from streamcolor.training.cli import main as train_main
@@ -282,7 +317,9 @@ def _run(a: argparse.Namespace, restore: bool) -> Outcome:
         return _stopped("SIGINT", None)
     except StreamcolorError as e:
         return 1, f"streamcolor: error: {redact(str(e))}"
-    except MemoryError:
+    except (MemoryError, RuntimeError) as e:
+        if not is_allocation_failure(e):
+            raise
         return 1, ("streamcolor: error: out of memory (try a smaller --render-factor or "
                    "--batch-size, or a smaller input)")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import cv2
@@ -19,7 +19,7 @@ import numpy as np
 
 from streamcolor.color import luma_to_unit, rgb_to_luma_u8
 from streamcolor.compose import compose_rgb
-from streamcolor.errors import ModelError
+from streamcolor.errors import ModelError, StreamcolorError, is_allocation_failure
 from streamcolor.model.contract import ModelContract
 from streamcolor.model.runtime import Runtime, is_runtime
 
@@ -83,42 +83,88 @@ class Colorizer:
     >>> c = Colorizer()                       # the default shipped model, CPU or GPU
     >>> rgb = c.colorize(gray_uint8_image)    # (H, W) or (H, W, 3) -> (H, W, 3) uint8 RGB
 
-    ``model`` is a shipped model's name, a ``.safetensors`` path, a
+    ``model`` is a shipped model's name, a ``.safetensors`` path (or an ``.onnx`` / OpenVINO
+    ``.xml`` file from ``streamcolor export``), a
     :class:`~streamcolor.model.weights.WeightsRecord`, a :class:`ChromaUNet`, or any
-    :class:`~streamcolor.model.runtime.Runtime` (then ``device``, ``precision`` and
-    ``batch_size`` are the runtime's own).  Constructing one changes no process-wide
-    setting; torch's thread count is :func:`streamcolor.set_threads`'s job.
+    :class:`~streamcolor.model.runtime.Runtime` (then ``device``, ``precision``,
+    ``batch_size``, ``runtime`` and ``threads`` are the runtime's own).
+
+    ``runtime`` is ``auto`` (OpenVINO on a CPU, torch on CUDA), ``torch``, ``openvino`` or
+    ``onnxruntime``; every runtime gets the same pre/post-processing, so they give the same
+    frames up to their numeric precision.  ``threads`` sets the OpenVINO / ONNX Runtime
+    threads of this instance (default: the CPUs available, shared among ``pipelines``).
+    Constructing one changes no process-wide setting; torch's thread count is
+    :func:`streamcolor.set_threads`'s job.
     """
 
     def __init__(self, model: str | WeightsRecord | ChromaUNet | Runtime | None = None,
                  render_factor: int | None = None, device: str = "auto",
-                 precision: str = "auto", batch_size: int | None = None) -> None:
+                 precision: str = "auto", batch_size: int | None = None,
+                 runtime: str = "auto", threads: int | None = None,
+                 pipelines: int = 1) -> None:
         self.record: WeightsRecord | None = None
         if is_runtime(model):
-            runtime = model
+            self.runtime: Runtime = model  # type: ignore[assignment]
             self.render_factor = check_render_factor(
-                runtime.contract.render_factor if render_factor is None else render_factor)
-        else:
-            from streamcolor.model.runtime.torch_runtime import TorchRuntime
+                model.contract.render_factor if render_factor is None else render_factor)
+            return
+        from streamcolor.model.runtime.loader import build_runtime, resolve_runtime
+        from streamcolor.model.runtime.threads import check_threads
+        from streamcolor.model.runtime.torch_runtime import check_batch_size
 
-            net, contract = self._load(model)
-            self.render_factor = check_render_factor(
-                contract.render_factor if render_factor is None else render_factor)
-            runtime = TorchRuntime(net, contract, self.record.name if self.record else None,
-                                   device, precision, batch_size, self.render_factor)
-        self.runtime: Runtime = runtime  # type: ignore[assignment]
+        check_threads(threads)
+        check_batch_size(batch_size)
+        net, contract, sha256, file_format = self._load(model)
+        self.render_factor = check_render_factor(
+            contract.render_factor if render_factor is None else render_factor)
+        kind = resolve_runtime(runtime, device, file_format)
+        name = self.record.name if self.record else net().config.name
+        options = dict(net=net, file=self.record.path if file_format != "safetensors" else None,
+                       file_format=file_format, contract=contract, name=name, sha256=sha256,
+                       device=device, precision=precision, batch_size=batch_size,
+                       render_factor=self.render_factor, pipelines=pipelines)
+        try:
+            self.runtime = build_runtime(kind, threads=threads, **options)
+        except Exception as e:
+            # "auto" never fails for want of a conversion: torch runs every generator
+            if runtime != "auto" or kind == "torch" or file_format != "safetensors" or \
+                    isinstance(e, StreamcolorError) or is_allocation_failure(e):
+                raise
+            log.warning("cannot run %s on %s (%s: %s); running it on torch", name, kind,
+                        type(e).__name__, str(e).splitlines()[0][:160] if str(e) else "")
+            self.runtime = build_runtime("torch", threads=None, **options)
 
-    def _load(self, model: object) -> tuple[ChromaUNet, ModelContract]:
+    def _load(self, model: object) -> tuple[Callable[[], ChromaUNet], ModelContract,
+                                             str | None, str]:
+        """(lazy generator loader, contract, weights sha256 or None, file format)."""
         from streamcolor.model.networks import ChromaUNet
         from streamcolor.model.weights import WeightsRecord, load_generator, resolve_model
 
         if isinstance(model, ChromaUNet):
-            return model.eval(), ModelContract(multiple=model.config.multiple)
+            net = model.eval()
+            return (lambda: net), ModelContract(multiple=model.config.multiple), None, \
+                "safetensors"
         if model is not None and not isinstance(model, str | WeightsRecord):
             raise TypeError("model must be a model name, a .safetensors path, a WeightsRecord, "
                             f"a ChromaUNet or a Runtime, not {type(model).__name__}")
-        self.record = model if isinstance(model, WeightsRecord) else resolve_model(model)
-        return load_generator(self.record), self.record.contract
+        record = model if isinstance(model, WeightsRecord) else resolve_model(model)
+        self.record = record
+        if record.format != "safetensors":
+            def no_net() -> ChromaUNet:
+                raise ModelError(f"{record.path}: an exported model has no torch weights")
+
+            return no_net, record.contract, None, record.format
+        if not record.path.exists():
+            raise ModelError(f"{record.path}: weights file of model {record.name!r} is missing")
+        sha256 = record.verify()
+        loaded: list[ChromaUNet] = []
+
+        def net() -> ChromaUNet:  # loaded once, and only when a runtime needs it
+            if not loaded:
+                loaded.append(load_generator(record, verify=False))
+            return loaded[0]
+
+        return net, record.contract, sha256, "safetensors"
 
     @property
     def name(self) -> str:
@@ -135,6 +181,11 @@ class Colorizer:
     @property
     def multiple(self) -> int:
         return self.contract.multiple
+
+    @property
+    def description(self) -> str:
+        """What runs the model, e.g. "openvino bf16" or "torch fp32"."""
+        return str(getattr(self.runtime, "description", type(self.runtime).__name__))
 
     def render_size(self, height: int, width: int) -> tuple[int, int]:
         return render_size(height, width, self.render_factor, self.multiple)

@@ -69,6 +69,7 @@ class WeightsRecord:
     arch: str
     sha256: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    format: str = "safetensors"  # or "onnx" / "openvino" for exported files
 
     @property
     def contract(self) -> ModelContract:
@@ -78,14 +79,14 @@ class WeightsRecord:
     def render_factor(self) -> int:
         return self.contract.render_factor
 
-    def verify(self) -> None:
-        if self.sha256 is None:
-            return
+    def verify(self) -> str:
+        """The file's sha256, after checking it against the record's (if it has one)."""
         actual = sha256_file(self.path)
-        if actual != self.sha256:
+        if self.sha256 is not None and actual != self.sha256:
             raise WeightsIntegrityError(
                 f"{self.path}: sha256 {actual[:12]}… does not match the record {self.sha256[:12]}…"
             )
+        return actual
 
 
 def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -168,20 +169,39 @@ def list_models() -> dict[str, WeightsRecord]:
     return records
 
 
+FILE_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".xml": "openvino"}
+
+
 def resolve_model(name_or_path: str | None) -> WeightsRecord:
-    """A shipped model name, or a path to a ``.safetensors`` file written by streamcolor."""
+    """A shipped model name, or a path to a ``.safetensors`` file written by streamcolor, or
+    to an ``.onnx`` / OpenVINO ``.xml`` file written by ``streamcolor export``."""
     name = name_or_path or DEFAULT_MODEL
     records = list_models()
     if name in records:
         return records[name]
     p = Path(name)
-    if p.suffix == ".safetensors" or os.sep in name:
+    fmt = FILE_FORMATS.get(p.suffix.lower())
+    if fmt or os.sep in name:
         if not p.exists():
             raise InputNotFoundError(f"{p}: weights file not found")
-        meta = read_metadata(p)
-        return WeightsRecord(name=p.stem, path=p, arch=meta["arch"], meta=meta)
+        if fmt == "onnx":
+            from streamcolor.model.runtime.convert import read_onnx_metadata
+
+            meta = read_onnx_metadata(p)
+        elif fmt == "openvino":
+            import openvino as ov
+
+            from streamcolor.model.runtime.convert import read_openvino_metadata
+
+            meta = read_openvino_metadata(ov.Core(), p)[1]
+        else:
+            meta = read_metadata(p)
+        return WeightsRecord(name=meta.get("name") or p.stem, path=p,
+                             arch=str(meta.get("arch", "unknown")), meta=meta,
+                             format=fmt or "safetensors")
     known = ", ".join(sorted(records)) or "none installed"
-    raise ModelError(f"unknown model {name!r} (known: {known}; or give a .safetensors path)")
+    raise ModelError(f"unknown model {name!r} (known: {known}; or give a .safetensors, "
+                     ".onnx or .xml path)")
 
 
 def load_generator(record: WeightsRecord, verify: bool = True) -> ChromaUNet:

@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     t0 = time.perf_counter()
-    colorizer = Colorizer(a.model, render_factor=a.render_factor, precision=a.precision)
+    colorizer = Colorizer(a.model, render_factor=a.render_factor, precision=a.precision,
+                          runtime="torch")
     res = evaluate(colorizer, a.val, mean_chroma(a.train), a.limit)
     res["meta"] = {"model": a.model, "val": a.val, "render_factor": colorizer.render_factor,
                    "precision": a.precision, "commit": _git_commit(),
@@ -192,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         a.json.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
     if a.card:
         update_card(a.card, colorizer.name, table)
-    grid_models = [Colorizer(m, render_factor=a.render_factor, precision=a.precision)
+    grid_models = [Colorizer(m, render_factor=a.render_factor, precision=a.precision,
+                             runtime="torch")
                    for m in a.grid_models.split(",")] if a.grid_models else [colorizer]
     if a.grid:
         before_after_grid(grid_models, list_images(a.val)[::17][:12], a.grid)

@@ -110,7 +110,8 @@ def load_val(folder: str | Path, extractor: FeatureExtractor, limit: int | None 
 def evaluate_generator(model: torch.nn.Module, val: ValSet, extractor: FeatureExtractor,
                        render_factor: int = 16, name: str = "", images: int = 0,
                        ) -> CheckpointMetrics:
-    col = Colorizer(model, render_factor=render_factor, precision="fp32", batch_size=1)
+    col = Colorizer(model, render_factor=render_factor, precision="fp32", batch_size=1,
+                    runtime="torch")  # the reference numbers of training
     ps, cf, gap, drift, feats = [], [], [], [], []
     for rgb, y, org, cfg in zip(val.rgb, val.luma, val.orange, val.colorfulness, strict=True):
         chroma = col.predict([y])[0]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from streamcolor.errors import ModelError, ResourceError
+from streamcolor.errors import ModelError, ResourceError, is_allocation_failure
 from streamcolor.model.contract import ModelContract
 from streamcolor.model.networks import ChromaUNet
 
@@ -74,15 +74,10 @@ def default_settings(device: torch.device, precision: str = "auto",
     return InferenceSettings(device, dtype, batch_size, channels_last=True)
 
 
-def is_allocation_failure(e: BaseException) -> bool:
-    """torch's CPU allocator raises a plain RuntimeError when memory runs out."""
-    text = str(e)
-    return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in text or \
-        "out of memory" in text
-
-
 class TorchRuntime:
     """A :class:`~streamcolor.model.runtime.Runtime` running a :class:`ChromaUNet` eagerly."""
+
+    kind = "torch"
 
     def __init__(self, net: ChromaUNet, contract: ModelContract, name: str | None = None,
                  device: str = "auto", precision: str = "auto", batch_size: int | None = None,
@@ -105,6 +100,16 @@ class TorchRuntime:
     def device(self) -> torch.device:
         return self.settings.device
 
+    @property
+    def precision(self) -> str:
+        return {torch.float32: "fp32", torch.bfloat16: "bf16",
+                torch.float16: "fp16"}[self.settings.dtype]
+
+    @property
+    def description(self) -> str:
+        where = "" if self.device.type == "cpu" else f" on {self.device.type}"
+        return f"torch {self.precision}{where}"
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.settings.dtype == torch.float32:
             return contextlib.nullcontext()
@@ -119,7 +124,7 @@ class TorchRuntime:
             with torch.inference_mode(), self._autocast():
                 out = self.net(x)
         except (torch.OutOfMemoryError, MemoryError, RuntimeError) as e:
-            if isinstance(e, RuntimeError) and not is_allocation_failure(e):
+            if not (isinstance(e, torch.OutOfMemoryError) or is_allocation_failure(e)):
                 raise
             raise ResourceError(f"{self.device.type}: out of memory running the generator on "
                                 f"a batch of {x.shape[0]} at {x.shape[3]}x{x.shape[2]} "

@@ -78,11 +78,15 @@ def test_fp32_runtimes_match_torch_fp32(runtime, frames, reference):
 
 def test_openvino_pads_a_short_batch(tiny_weights):
     c = Colorizer(str(tiny_weights), runtime="openvino", precision="fp32", batch_size=4)
-    ys = [pattern_frame(i, 64, 48) for i in range(3)]
-    together = c.predict(ys)  # 3 frames on the shape compiled for 4
-    one_by_one = np.stack([c.predict([y])[0] for y in ys])
-    assert together.shape[0] == 3
-    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+    ys = [pattern_frame(i, 64, 48) for i in range(4)]
+    full = c.predict(ys)
+    short = c.predict(ys[:3])  # a last batch of 3 runs on the shape compiled for 4
+    assert [k[0] for k in c.runtime._compiled] == [4]
+    np.testing.assert_allclose(short, full[:3], atol=1e-5)
+    other = Colorizer(str(tiny_weights), runtime="openvino", precision="fp32", batch_size=4)
+    one = other.predict(ys[:1])  # nothing larger compiled yet: its own shape
+    assert [k[0] for k in other.runtime._compiled] == [1]
+    np.testing.assert_allclose(one, full[:1], atol=1e-5)
 
 
 def test_auto_is_openvino_on_cpu_and_says_so(media, tmp_path, tiny_weights, capsys,

@@ -3,8 +3,9 @@
 Measured on the 2-core machine (``benchmarks/bench_engine.py``): at bf16 it runs the same
 weights about twice as fast as torch's bf16 + channels-last path, within bf16 rounding of
 torch fp32, and it shares the cores fairly with another busy process.  A stream's frames all
-have one size, so each size is compiled once (a fraction of a second) and a short last batch
-is padded to the compiled batch.  One instance serves one thread at a time.
+have one size, so each size is compiled once (a fraction of a second); a file's short last
+batch is padded to the compiled batch, a live stream's smaller batches get their own
+compiled shape.  One instance serves one thread at a time.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class OpenVINORuntime:
                              f"({', '.join(sorted(caps))}); use --precision fp32")
         self.precision = precision
         self.threads = threads_for(pipelines, threads)
-        self._batch = batch_size or 1  # measured: batch 1 is as fast as 4, with less latency
+        # Measured end to end (benchmarks/results/engine.md): batch 4 is 7-8 % faster than 1.
+        self._batch = batch_size or 4
         self.config = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": PRECISIONS[precision],
@@ -89,11 +91,20 @@ class OpenVINORuntime:
             log.debug("openvino: compiled %s for batch %d at %dx%d", self.name, b, w, h)
         return self._compiled[key]
 
+    def _batch_for(self, n: int, h: int, w: int) -> int:
+        """The compiled batch to run ``n`` frames on: ``n`` itself when compiled, else a
+        larger compiled one (a file's short last batch is padded, not compiled), else ``n``
+        (a live stream's batches of what has arrived are compiled once each)."""
+        if (n, h, w) in self._compiled:
+            return n
+        larger = [b for (b, bh, bw) in self._compiled if (bh, bw) == (h, w) and b > n]
+        return min(larger) if larger else n
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, np.float32)[:, None]
         n, _, h, w = x.shape
-        b = max(n, self._batch)
-        if n < b:  # a short (last) batch runs on the shape compiled for the full one
+        b = self._batch_for(n, h, w)
+        if n < b:
             x = np.concatenate([x, np.zeros((b - n, 1, h, w), np.float32)])
         compiled, request = self._request(b, h, w)
         try:

@@ -214,3 +214,30 @@ def test_exported_metadata_is_json_with_the_contract(tmp_path):
     meta = convert.read_onnx_metadata(out)
     assert json.loads(json.dumps(meta))["contract"]["chroma_scale"] == 1.0
     assert meta["arch"] == "unet_lite0"
+
+
+def test_torch_is_told_to_wait_passively_unless_the_user_chose(monkeypatch):
+    from streamcolor.model.runtime.threads import OMP_WAIT_VARS, prefer_passive_waiting
+
+    for v in OMP_WAIT_VARS:
+        monkeypatch.delenv(v, raising=False)
+    assert prefer_passive_waiting() is True
+    import os
+
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert prefer_passive_waiting() is False and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
+    assert prefer_passive_waiting() is False and "OMP_WAIT_POLICY" not in os.environ
+
+
+def test_cgroup_quota_narrows_the_cpus(monkeypatch):
+    from streamcolor.model.runtime import threads
+
+    monkeypatch.setattr(threads, "_cgroup_cpus", lambda: 1.5)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert threads.available_cpus() == 2
+    assert threads.threads_for(pipelines=2) == 1
+    monkeypatch.setattr(threads, "_cgroup_cpus", lambda: None)
+    assert threads.available_cpus() == 4 and threads.threads_for(pipelines=3) == 1

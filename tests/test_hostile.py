@@ -358,7 +358,8 @@ def test_out_of_memory_is_one_line(runtime, tmp_path, tiny_weights):
         "soft = int(open('/proc/self/status').read().split('VmSize:')[1].split()[0]) * 1024\n"
         "resource.setrlimit(resource.RLIMIT_AS, (soft + 60 * 2**20, resource.RLIM_INFINITY))\n"
         f"sys.exit(main(['colorize', {str(img)!r}, '-o', {str(tmp_path / 'o.png')!r},"
-        f" '--model', {str(tiny_weights)!r}, '--runtime', {runtime!r}, '-q']))\n")
+        f" '--model', {str(tiny_weights)!r}, '--runtime', {runtime!r}, '--threads', '1',"
+        " '-q']))\n")  # one thread: libgomp aborts on its own when it cannot start threads
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT),
                STREAMCOLOR_CACHE=str(tmp_path / "cache"))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,

@@ -176,7 +176,7 @@ def _cmd_colorize(a: argparse.Namespace, stop: StopToken) -> Outcome:
     file_format = FILE_FORMATS.get(Path(a.model).suffix.lower(), "safetensors") if a.model \
         else "safetensors"
     runtime = resolve_runtime(a.runtime, a.device, file_format)
-    configure_threads(a.threads if runtime == "torch" else None)
+    configure_threads(a.threads)  # torch runs the model, or converts it for the others
     colorizer = Colorizer(a.model, render_factor=a.render_factor, device=a.device,
                           precision=a.precision, batch_size=a.batch_size, runtime=runtime,
                           threads=None if runtime == "torch" else a.threads)

@@ -53,11 +53,13 @@ class StreamLostError(StreamcolorError, ConnectionError):
 
 def is_allocation_failure(e: BaseException) -> bool:
     """Out of memory as libraries report it: MemoryError, or a RuntimeError saying so
-    (torch's CPU allocator, safetensors' mmap, OpenVINO)."""
+    (torch's CPU allocator, safetensors' mmap, OpenVINO; oneDNN says only that it "could
+    not create a primitive" when its work space cannot be allocated)."""
     if isinstance(e, MemoryError):
         return True
     text = str(e).lower()
     return isinstance(e, RuntimeError) and any(
         k in text for k in ("can't allocate memory", "cannot allocate memory", "out of memory",
-                            "failed to allocate", "std::bad_alloc"))
+                            "failed to allocate", "std::bad_alloc",
+                            "could not create a primitive"))
 

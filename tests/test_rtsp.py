@@ -12,38 +12,19 @@ import time
 from pathlib import Path
 
 import pytest
+from cameras import RtspCamera, require_gstreamer
 from mediautil import leftovers, probe
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def _gstreamer_ok() -> bool:
-    if not os.path.exists(SYSTEM_PYTHON):
-        return False
-    probe_code = ("import gi; gi.require_version('GstRtspServer', '1.0'); "
-                  "from gi.repository import GstRtspServer")
-    return subprocess.run([SYSTEM_PYTHON, "-c", probe_code], capture_output=True).returncode == 0
-
-
-if not _gstreamer_ok():
-    if os.environ.get("CI") == "true":  # a real component the suite needs: fail, never skip
-        raise RuntimeError("GStreamer's RTSP server is missing (.ci/run installs it)")
-    pytest.skip("GStreamer RTSP server not installed", allow_module_level=True)
+require_gstreamer()
 
 
 @pytest.fixture
 def camera():
-    proc = subprocess.Popen([SYSTEM_PYTHON, str(HERE / "peers" / "rtsp_camera.py")],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    port = proc.stdout.readline().strip()
-    assert port.isdigit(), "the camera did not start"
-    yield proc, f"rtsp://127.0.0.1:{port}/cam"
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGCONT)
-        proc.kill()
-    proc.wait(timeout=10)
+    cam = RtspCamera()
+    yield cam.proc, cam.url()
+    cam.close()
 
 
 def _colorize(url, out, tiny_weights, *extra):

@@ -56,14 +56,22 @@ def _max_threads() -> int:
     return max_threads()
 
 
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.1 <= v <= 3600:
-        raise argparse.ArgumentTypeError(f"must be in 0.1..3600 seconds: {text!r}")
-    return v
+def _seconds_in(lo: float, hi: float) -> Callable[[str], float]:
+    """argparse type: a number of seconds in lo..hi."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be in {lo:g}..{hi:g} seconds: {text!r}")
+        return v
+
+    return parse
+
+
+_seconds = _seconds_in(0.1, 3600)
 
 
 def _strength(text: str) -> float:
@@ -97,28 +105,31 @@ def build_parser() -> argparse.ArgumentParser:
                     help=argparse.SUPPRESS)
     sub = ap.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("colorize", parents=[common],
+    m = argparse.ArgumentParser(add_help=False)  # the model options of colorize and live
+    m.add_argument("--model", default=None,
+                   help="shipped model name, .safetensors path, or exported .onnx/.xml")
+    m.add_argument("--render-factor", type=_int_in(MIN_RENDER_FACTOR, MAX_RENDER_FACTOR),
+                   default=None, help="chroma render size = N x 16 px (area kept, aspect kept; "
+                   f"{MIN_RENDER_FACTOR}..{MAX_RENDER_FACTOR}, default the model's)")
+    m.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    m.add_argument("--runtime", default="auto", choices=list(RUNTIMES),
+                   help="what runs the model: auto (OpenVINO on a CPU, torch on CUDA), torch, "
+                   "openvino or onnxruntime")
+    m.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    m.add_argument("--threads", type=_int_in(1, _max_threads), default=None,
+                   help="CPU threads for the model (default: the CPUs this process may use)")
+    m.add_argument("--temporal-strength", type=_strength, default=DEFAULT_STRENGTH,
+                   help="flicker suppression: weight of the motion-compensated past chroma "
+                   f"where motion is reliable (0 = per-frame, default {DEFAULT_STRENGTH})")
+
+    c = sub.add_parser("colorize", parents=[common, m],
                        help="colorize an image, folder, video or stream URL")
     c.add_argument("input", help="image, folder or glob of frames, video file, or stream URL")
     c.add_argument("-o", "--output", required=True,
                    help="image file, video file (by suffix) or folder (a name ending in / or "
                    "without suffix)")
-    c.add_argument("--model", default=None, help="shipped model name or .safetensors path")
-    c.add_argument("--render-factor", type=_int_in(MIN_RENDER_FACTOR, MAX_RENDER_FACTOR),
-                   default=None, help="chroma render size = N x 16 px (area kept, aspect kept; "
-                   f"{MIN_RENDER_FACTOR}..{MAX_RENDER_FACTOR}, default the model's)")
     c.add_argument("--batch-size", type=_int_in(1, MAX_BATCH), default=None,
                    help=f"frames per model call (1..{MAX_BATCH}; default by device and size)")
-    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    c.add_argument("--runtime", default="auto", choices=list(RUNTIMES),
-                   help="what runs the model: auto (OpenVINO on a CPU, torch on CUDA), torch, "
-                   "openvino or onnxruntime")
-    c.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    c.add_argument("--threads", type=_int_in(1, _max_threads), default=None,
-                   help="CPU threads for the model (default: the CPUs this process may use)")
-    c.add_argument("--temporal-strength", type=_strength, default=DEFAULT_STRENGTH,
-                   help="flicker suppression: weight of the motion-compensated past chroma "
-                   f"where motion is reliable (0 = per-frame, default {DEFAULT_STRENGTH})")
     c.add_argument("--codec", default=None, help="video codec (default libx264; vp9 for .webm)")
     c.add_argument("--crf", type=_int_in(0, 63), default=18)
     c.add_argument("--preset", default="veryfast", help="x264/x265 preset")
@@ -145,6 +156,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-ssim", action="store_true", help="skip SSIM (the slowest metric)")
     e.add_argument("--overwrite", action="store_true",
                    help="replace existing --json/--plot files")
+
+    li = sub.add_parser("live", parents=[common, m],
+                        help="colorize live cameras: browser view, recordings, health")
+    li.add_argument("sources", nargs="+", metavar="SOURCE",
+                    help="[NAME=]URL (rtsp, rtsps, http(s), udp, srt, tcp) or /dev/videoN; "
+                    "unnamed sources are cam0, cam1, ...")
+    li.add_argument("--http", default=None, metavar="HOST:PORT",
+                    help="serve the view, /healthz and /metrics (host 127.0.0.1 by default)")
+    li.add_argument("--http-token", default=None,
+                    help="required on every request (and to bind beyond the loopback)")
+    li.add_argument("--record", type=Path, default=None, metavar="DIR",
+                    help="write DIR/NAME/<start time>.mp4 segments")
+    li.add_argument("--segment", type=_seconds_in(1, 86400), default=60.0,
+                    help="segment seconds (60)")
+    li.add_argument("--keep", type=_int_in(1, 1_000_000), default=None,
+                    help="keep at most N segments per camera (oldest deleted)")
+    li.add_argument("--max-latency", type=_seconds_in(0.01, 60), default=0.5,
+                    help="drop frames older than this before colorizing them (0.5 s)")
+    li.add_argument("--stall-timeout", type=_seconds_in(0.5, 3600), default=5.0,
+                    help="a camera silent this long is lost and reconnected (5 s)")
+    li.add_argument("--duration", type=_seconds_in(0.1, 1e9), default=None,
+                    help="run this many seconds, then stop cleanly (default: until Ctrl-C)")
+    li.add_argument("--transport", default="tcp", choices=["tcp", "udp"],
+                    help="RTSP transport (tcp)")
 
     x = sub.add_parser("export", parents=[common],
                        help="write a model as ONNX (.onnx) or OpenVINO IR (.xml + .bin), "
@@ -267,9 +302,15 @@ def _cmd_export(a: argparse.Namespace, stop: StopToken) -> Outcome:
     return 0, None
 
 
+def _cmd_live(a: argparse.Namespace, stop: StopToken) -> Outcome:
+    from streamcolor.live.app import run_live
+
+    return run_live(a, stop), None
+
+
 COMMANDS = {"colorize": _cmd_colorize, "eval": _cmd_eval, "models": _cmd_models,
-            "export": _cmd_export}
-STOPPABLE = frozenset({"colorize"})  # commands that poll the stop token (others: Ctrl-C raises)
+            "export": _cmd_export, "live": _cmd_live}
+STOPPABLE = frozenset({"colorize", "live"})  # they poll the stop token (others: Ctrl-C raises)
 
 
 def _say(line: str) -> None:

@@ -186,9 +186,15 @@ class VideoSink(Sink):
 
     def __init__(self, path: str | Path, rate: Fraction | None = None,
                  side: SideStreams | None = None, codec: str | None = None, crf: int = 18,
-                 preset: str = "veryfast", options: dict[str, str] | None = None) -> None:
+                 preset: str = "veryfast", options: dict[str, str] | None = None,
+                 container_format: str | None = None) -> None:
         self.path = Path(path)
+        # With an explicit format the temporary name need not keep the suffix: a recording
+        # folder then holds no unfinished file that looks like a video (".NAME.tmp-PID.part").
+        self.container_format = container_format
         self.tmp = temp_path_for(self.path)
+        if container_format:
+            self.tmp = self.tmp.with_suffix(".part")
         self.rate = Fraction(rate) if rate else Fraction(25)
         self.side = side if side else None
         self.codec = codec or VIDEO_CODECS.get(self.path.suffix.lower(), DEFAULT_VIDEO_CODEC)
@@ -243,7 +249,7 @@ class VideoSink(Sink):
 
         self._pix_fmt = self._pick_format(frame)
         try:
-            self.container = av.open(str(self.tmp), mode="w")
+            self.container = av.open(str(self.tmp), mode="w", format=self.container_format)
         except (av.error.FFmpegError, OSError, ValueError) as e:
             raise OutputError(f"{self.path}: cannot create video ({e})") from None
         c = self.container

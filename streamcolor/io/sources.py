@@ -32,6 +32,8 @@ from streamcolor.io.images import IMAGE_SUFFIXES, read_image_luma
 from streamcolor.io.sidestreams import SideStreams
 from streamcolor.io.urls import STREAM_SCHEMES, is_url, redact, url_scheme
 from streamcolor.io.video import (
+    LIVE_PROBE,
+    device_format,
     frame_luma,
     open_container,
     rotation_turns,
@@ -168,14 +170,17 @@ class VideoSource(Source):
 
     def __init__(self, path: str, live: bool = False, open_timeout: float = 10.0,
                  read_timeout: float = 10.0, stop: StopToken | None = None,
-                 stream_id: str = "0") -> None:
+                 stream_id: str = "0", input_format: str | None = None,
+                 options: dict[str, str] | None = None, side_streams: bool = True,
+                 label: str | None = None) -> None:
         self.path = path
-        self.label = redact(path)
-        self.read_timeout = read_timeout if is_url(path) else None
+        self.label = label or redact(path)
+        self.read_timeout = read_timeout if is_url(path) or input_format else None
         self.stream_id = stream_id
         self.warnings: list[str] = []
+        self._keep_side = side_streams
         self.container = open_container(path, self.label, open_timeout, self.read_timeout,
-                                         stop)
+                                         stop, input_format, options)
         try:
             self._setup(live)
         except BaseException:
@@ -190,8 +195,8 @@ class VideoSource(Source):
         # AUTO (frame threads) adds two frames of latency; live streams decode with slices.
         self.stream.thread_type = "SLICE" if live else "AUTO"
         side = [s for s in c.streams if s.type in ("audio", "subtitle")]
-        self.side = SideStreams(side)
-        for s in c.streams:
+        self.side = SideStreams(side if self._keep_side else [])
+        for s in c.streams if self._keep_side else ():
             if s is not self.stream and s.type not in ("audio", "subtitle"):
                 self._warn(f"{self.label}: {s.type} stream {s.index} "
                            f"({s.codec_context.name if s.codec_context else 'no codec'}) "
@@ -348,6 +353,10 @@ def open_source(spec: str | Path, stop: StopToken | None = None,
         return FolderSource(text)
     if not p.exists():
         raise InputNotFoundError(f"{p}: no such file or folder")
+    device = device_format(text)
+    if device is not None:  # a camera device (/dev/video0): a live source, not an empty file
+        return VideoSource(text, live=True, open_timeout=timeout, read_timeout=timeout,
+                           stop=stop, input_format=device, options=dict(LIVE_PROBE))
     if p.is_dir():
         return FolderSource(p)
     if p.suffix.lower() in IMAGE_SUFFIXES:

@@ -66,6 +66,22 @@ def translate_av_error(e: Exception, label: str, timeout: float | None = None,
     return InvalidInputError(f"{label}: cannot read video ({reason})")
 
 
+LIVE_PROBE = {"probesize": "500000", "analyzeduration": "1000000"}  # bytes, microseconds
+DEVICE_FORMATS = {"linux": "v4l2"}
+
+
+def device_format(path: str) -> str | None:
+    """The FFmpeg input device for a camera device path (``/dev/video0`` -> v4l2)."""
+    import os
+    import stat
+    import sys
+
+    if path.startswith("/dev/video") or (os.path.exists(path) and
+                                         stat.S_ISCHR(os.stat(path).st_mode)):
+        return DEVICE_FORMATS.get(sys.platform, "v4l2")
+    return None
+
+
 def input_options(path: str, timeout: float | None) -> dict[str, str]:
     """FFmpeg options for opening ``path``: RTSP over TCP, socket time-outs for network
     inputs.  FFmpeg's ``timeout`` is in microseconds and fires after about twice its value
@@ -80,7 +96,9 @@ def input_options(path: str, timeout: float | None) -> dict[str, str]:
 
 
 def open_container(path: str, label: str, open_timeout: float | None = None,
-                   read_timeout: float | None = None, stop: StopToken | None = None) -> Any:
+                   read_timeout: float | None = None, stop: StopToken | None = None,
+                   input_format: str | None = None,
+                   extra_options: dict[str, str] | None = None) -> Any:
     """``av.open(path)`` with our errors; a stop request interrupts the wait.
 
     Opening a stream can block for its whole time-out; with ``stop`` it runs on a helper
@@ -88,12 +106,12 @@ def open_container(path: str, label: str, open_timeout: float | None = None,
     helper closes whatever it opened late)."""
     import av
 
-    url = is_url(path)
+    url = is_url(path) or input_format is not None  # a device blocks like a stream
     timeout = (open_timeout, read_timeout) if url and open_timeout else None
-    options = input_options(path, read_timeout if url else None)
+    options = {**input_options(path, read_timeout if url else None), **(extra_options or {})}
 
     def do_open() -> Any:
-        return av.open(path, mode="r", options=options, timeout=timeout)
+        return av.open(path, mode="r", format=input_format, options=options, timeout=timeout)
 
     t0 = time.monotonic()
     if stop is None or not url:

@@ -244,7 +244,7 @@ def test_sources_names_devices_and_options():
     import random
 
     delays = [backoff_delay(k, random.Random(1)) for k in range(8)]
-    assert delays[0] < 0.7 and max(delays) <= 3.0 * 1.2  # capped: back within 5 s
+    assert delays[0] < 0.7 and max(delays) <= 2.0 * 1.2  # capped: back within 5 s
 
 
 def _live(*args, **kw):

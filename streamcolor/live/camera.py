@@ -28,7 +28,7 @@ from streamcolor.live.stats import CameraStats
 log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-BACKOFF_START, BACKOFF_CAP = 0.5, 3.0  # seconds; a camera back after ~15 s is live in < 5 s
+BACKOFF_START, BACKOFF_CAP = 0.5, 2.0  # seconds; a camera back after ~15 s is live in < 5 s
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def parse_source(text: str, index: int, transport: str = "tcp") -> CameraSpec:
 
 
 def backoff_delay(attempt: int, rng: random.Random) -> float:
-    """Seconds to wait before reconnect ``attempt`` (0, 1, ...): 0.5, 1, 2, 3, 3, ... +-20 %."""
+    """Seconds to wait before reconnect ``attempt`` (0, 1, ...): 0.5, 1, 2, 2, ... +-20 %."""
     return min(BACKOFF_CAP, BACKOFF_START * 2 ** attempt) * rng.uniform(0.8, 1.2)
 
 

@@ -71,5 +71,6 @@ def test_page_shows_the_camera_in_colour_and_updating(colorizer, tmp_path):
         cam.close()
     assert first.shape[1] >= 300  # the stream's 320 px, as drawn
     assert colorfulness(first) > 3.0, colorfulness(first)  # colour, not gray
+    assert first.shape == second.shape  # the layout does not jump as the caption updates
     assert np.abs(first.astype(int) - second.astype(int)).mean() > 1.0  # moving
     assert "live" in caption and "fps" in caption

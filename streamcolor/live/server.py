@@ -64,8 +64,9 @@ PAGE = """<!doctype html>
 body {{ font-family: system-ui, sans-serif; background: #111; color: #ddd; margin: 1em; }}
 h1 {{ font-size: 1.1em; font-weight: 600; }}
 .grid {{ display: flex; flex-wrap: wrap; gap: 1em; }}
-figure {{ margin: 0; background: #000; padding: .4em; border-radius: 6px; }}
-figure img {{ display: block; max-width: 640px; width: 100%; }}
+figure {{ margin: 0; background: #000; padding: .4em; border-radius: 6px;
+          width: min(640px, 95vw); }}
+figure img {{ display: block; width: 100%; }}
 figcaption {{ font-size: .85em; padding-top: .3em; }}
 .state {{ font-weight: 600; }} .live {{ color: #6c6; }} .stale {{ color: #e66; }}
 </style></head><body>

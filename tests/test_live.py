@@ -138,6 +138,8 @@ def test_killed_camera_reconnects_and_records_on(camera, colorizer, tmp_path):
         assert seg.suffix == ".mp4" and not seg.name.startswith("."), seg
         info = probe(seg)  # decodes every frame: complete and playable
         assert info.frames > 0 and info.times[0] == pytest.approx(0.0, abs=0.05)
+        gaps = np.diff(info.times)
+        assert gaps.max() < 1.0, (seg.name, gaps.max())  # no segment spans the outage
 
 
 def test_frozen_camera_is_detected_and_recovers(camera, colorizer):
@@ -281,3 +283,33 @@ def test_cli_refuses_bad_setups_in_one_line(tmp_path, tiny_weights):
         _, err = proc.communicate(timeout=60)
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert proc.returncode == 1 and len(lines) == 1 and needle in lines[0], err
+
+
+def test_recorder_never_mixes_connections(tmp_path):
+    """A frame of a lost connection that reaches the recorder after the cut (the model took it
+    before the loss) is not recorded, and a new connection starts a new segment."""
+    from mediautil import pattern_frame
+
+    from streamcolor.frames import Frame
+    from streamcolor.live.recorder import SegmentRecorder
+    from streamcolor.live.stats import CameraStats
+
+    rec = SegmentRecorder(tmp_path / "cam", CameraStats("cam", "x"), segment=60).start()
+    chroma = np.zeros((8, 8, 2), np.float32)
+    t0 = time.time() - 100
+
+    def frame(i: int, generation: int, t: float) -> Frame:
+        return Frame(pattern_frame(i, 64, 48), i, arrived_at=t0 + t,
+                     extra={"generation": generation})
+
+    for i in range(5):
+        rec.write(frame(i, 1, i * 0.04), chroma)
+    rec.cut(1)
+    rec.write(frame(5, 1, 0.2), chroma)  # late: taken before the loss
+    for i in range(6):
+        rec.write(frame(10 + i, 2, 12 + i * 0.04), chroma)  # reconnected 12 s later
+    rec.write(frame(20, 3, 30), chroma)  # another connection, no cut seen (a quick blip)
+    rec.stop()
+    segs = sorted((tmp_path / "cam").iterdir())
+    assert [probe(s).frames for s in segs] == [5, 6, 1]
+    assert all(np.diff(probe(s).times).max(initial=0) < 1.0 for s in segs)

@@ -117,6 +117,7 @@ class Camera:
         return frame
 
     def _put(self, frame: Frame) -> None:
+        frame.extra["generation"] = self.generation  # which connection it came from
         with self._lock:
             replaced = self._newest is not None
             self._newest = frame

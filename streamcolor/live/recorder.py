@@ -61,6 +61,8 @@ class SegmentRecorder:
         self._start = 0.0
         self._last_ms = -1
         self._index = 0
+        self._closed_generation = -1
+        self._segment_generation = 0
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"streamcolor-rec-{stats.name}")
 
@@ -76,9 +78,10 @@ class SegmentRecorder:
         except queue.Full:
             self.stats.drop("record")
 
-    def cut(self) -> None:
-        """Close the current segment (the camera was lost)."""
-        self._q.put(_CUT)
+    def cut(self, generation: int) -> None:
+        """Close the current segment: connection ``generation`` of the camera was lost.  Its
+        frames still on their way (taken by the model before the loss) are not recorded."""
+        self._q.put((_CUT, generation))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write what is queued, close the segment, end the thread."""
@@ -92,10 +95,16 @@ class SegmentRecorder:
             if item is _STOP:
                 self._close()
                 return
-            if item is _CUT:
+            if item[0] is _CUT:
+                self._closed_generation = max(self._closed_generation, item[1])
                 self._close()
                 continue
             frame, chroma = item
+            generation = frame.extra.get("generation", 0)
+            if generation <= self._closed_generation:
+                continue  # from a connection that was lost: its segment is closed
+            if self._sink is not None and generation != self._segment_generation:
+                self._close()  # a new connection starts a new segment
             try:
                 self._write(frame, chroma)
             except OutputError as e:  # a full disk, say: drop this segment, keep trying
@@ -108,6 +117,7 @@ class SegmentRecorder:
         if self._sink is not None and t - self._start >= self.segment:
             self._close()
         if self._sink is None:
+            self._segment_generation = frame.extra.get("generation", 0)
             taken = {p.name for p in self.folder.glob("*.mp4")}
             self._sink = VideoSink(self.folder / segment_name(t, taken), rate=self.rate,
                                    container_format="mp4")

@@ -71,7 +71,7 @@ class LiveRunner:
     def _lost(self, cam: Camera) -> None:
         rec = self.recorders.get(cam.name)
         if rec is not None:
-            rec.cut()  # a lost camera closes its segment
+            rec.cut(cam.generation)  # a lost camera closes its segment
 
     def run(self, stop: StopToken | None = None, duration: float | None = None) -> None:
         stop = stop or StopToken()
@@ -117,8 +117,9 @@ class LiveRunner:
     def _publish(self, cam: Camera, frame: Frame, chroma: np.ndarray) -> None:
         smoother = self._smoothers[cam.name]
         if smoother is not None:
-            if cam.generation != self._generation[cam.name]:
-                self._generation[cam.name] = cam.generation
+            generation = frame.extra.get("generation", cam.generation)
+            if generation != self._generation[cam.name]:
+                self._generation[cam.name] = generation
                 smoother.reset()  # a reconnected camera starts a new shot
             chroma = smoother.update(frame, chroma)
         self.views[cam.name].update(frame, chroma)

@@ -75,3 +75,46 @@ class RtspCamera:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in fd_dir.iterdir() if fd_dir.exists() else ():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def has_connection_to(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a TCP socket whose remote end is 127.0.0.1:``port``
+    (read from /proc: the kernel completes a connection even to a SIGSTOPped server)."""
+    inodes = _socket_inodes(pid)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            remote, inode = fields[2], fields[9]
+            if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def wait_for_connection(proc: subprocess.Popen, port: int, seconds: float = 60) -> None:
+    """Until ``proc`` has connected to ``port`` (its start-up, imports and model load, done)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        if has_connection_to(proc.pid, port):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {proc.pid} did not connect to port {port} in {seconds} s"
+                         f" (exit code {proc.poll()})")

@@ -18,6 +18,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from cameras import wait_for_connection
 from mediautil import leftovers, luma_planes, make_video, pattern_frame, probe, write_gray_png
 from servers import counting_http, ts_over_tcp
 
@@ -226,13 +227,26 @@ def test_ctrl_c_while_connecting_is_honoured(tmp_path, tiny_weights):
     with ts_over_tcp(b"", "silent", hold=30) as url:
         proc = _sub("colorize", url, "-o", tmp_path / "o.mp4", "--model", tiny_weights,
                     "--timeout", "30", "-q")
-        time.sleep(2.5)  # started, model loaded, blocked connecting
+        wait_for_connection(proc, int(url.rsplit(":", 1)[1].split("/")[0]))
+        time.sleep(0.3)  # connected, waiting for a first packet that never comes
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
     assert time.monotonic() - t0 < 3, "Ctrl-C waited for the connection time-out"
     assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "streamcolor: interrupted; nothing was written"
+    assert err.strip() == "streamcolor: interrupted; nothing was written"
+
+
+def test_ctrl_c_while_starting_up_is_one_line(tmp_path, tiny_weights, long_clip):
+    """Ctrl-C during the seconds of imports and model loading, before the stop handlers are
+    installed: one line and 130, not a KeyboardInterrupt traceback."""
+    proc = _sub("colorize", long_clip, "-o", tmp_path / "o.mp4", "--model", tiny_weights, "-q")
+    time.sleep(0.4)  # the interpreter is up (its SIGINT handler set), torch still importing
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip() == "streamcolor: interrupted; nothing was written"
+    assert list(tmp_path.iterdir()) == []
 
 
 # 6. truncated and damaged files --------------------------------------------------------------

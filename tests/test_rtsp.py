@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cameras import RtspCamera, require_gstreamer
+from cameras import RtspCamera, require_gstreamer, wait_for_connection
 from mediautil import leftovers, probe
 
 HERE = Path(__file__).resolve().parent
@@ -79,7 +79,9 @@ def test_ctrl_c_while_connecting_to_a_frozen_camera(camera, tiny_weights, tmp_pa
     cam, url = camera
     cam.send_signal(signal.SIGSTOP)
     proc = _colorize(url, tmp_path / "rec.mp4", tiny_weights, "--timeout", "60")
-    time.sleep(3.0)
+    # Not a fixed sleep: a loaded machine can take longer than that to start up.
+    wait_for_connection(proc, int(url.rsplit(":", 1)[1].split("/")[0]))
+    time.sleep(0.5)  # inside the connect: RTSP's OPTIONS request sent, no answer coming
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)

@@ -327,6 +327,14 @@ def _stopped(reason: str, partial: object) -> Outcome:
 
 def main(argv: list[str] | None = None) -> int:
     """The command; ``argv`` None means this process is the command (it exits after)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while starting up, before the stop handlers were set
+        _say("streamcolor: interrupted; nothing was written")
+        return exit_code("SIGINT")
+
+
+def _main(argv: list[str] | None) -> int:
     if argv is None:
         from streamcolor.model.runtime.threads import prefer_passive_waiting
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from streamcolor.io.atomic import write_bytes_atomic
 from streamcolor.model.contract import ModelContract
-from streamcolor.model.networks import create_generator
 from streamcolor.model.weights import INDEX_NAME, load_checkpoint, models_dir, save_weights
 
 
@@ -50,13 +49,12 @@ def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor:
 def export(run: Path, name: str, out_dir: Path, render_factor: int,
            metrics: dict[str, Any] | None, notes: str = "") -> Path:
     """Export a stage-1 (pretrain_generator) run."""
-    from streamcolor.training.gan import generator_weights
+    from streamcolor.training.gan import generator_weights, generator_with
 
     state = load_checkpoint(run / "checkpoint.pt")
     config = json.loads((run / "config.json").read_text())
     arch, weights = generator_weights(state)
-    model = create_generator(arch)
-    model.load_state_dict(weights)
+    model = generator_with(arch, weights)
     recipe = {"stage": "NoGAN stage 1 (generator pretraining: feature loss + L1)",
               "steps": int(state["step"]), "phases": config.get("phases"),
               "lr": config.get("lr"), "l1_weight": config.get("l1_weight"),

@@ -47,11 +47,18 @@ def generator_weights(checkpoint: str | Path | dict[str, Any],
     return state["arch"], state["model"]  # stage-1 (pretrain_generator) checkpoints
 
 
-def load_generator_from(path: str | Path, arch: str | None = None) -> torch.nn.Module:
-    found, weights = generator_weights(path)
-    model = create_generator(arch or found)
+def generator_with(arch: str, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The generator holding ``weights``: spectral-normed, or plain where the weights are
+    (a fine-tune of a shipped model, whose spectral norm is baked in)."""
+    spectral = any("parametrizations." in k for k in weights)
+    model = create_generator(arch, spectral_norm=None if spectral else False)
     model.load_state_dict(weights)
     return model
+
+
+def load_generator_from(path: str | Path, arch: str | None = None) -> torch.nn.Module:
+    found, weights = generator_weights(path)
+    return generator_with(arch or found, weights)
 
 
 # ----------------------------------------------------------------------------- render

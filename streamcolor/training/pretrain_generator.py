@@ -102,6 +102,18 @@ def generator_loss(model, feat_loss: FeatureLoss, rgb: torch.Tensor, cfg: Pretra
     return loss, {"l1": l1.item(), "feature": feat.item()}
 
 
+def _shipped_init(init: str | None):
+    """The weights record when ``init`` names a shipped model or a ``.safetensors`` file
+    (fine-tuning, e.g. the satellite model from ``stable``); None for a training checkpoint."""
+    if not init or init.endswith(".pt"):
+        return None
+    from streamcolor.model.weights import list_models, resolve_model
+
+    if init in list_models() or init.endswith(".safetensors"):
+        return resolve_model(init)
+    return None
+
+
 def train(cfg: PretrainConfig) -> Path:
     """Run (or resume) stage 1 through the loop every stage shares (:mod:`.loop`)."""
     if cfg.threads:
@@ -112,7 +124,11 @@ def train(cfg: PretrainConfig) -> Path:
     np.random.seed(cfg.seed)
     run = RunDir(cfg.run)
     run.save_config(cfg.to_dict())
-    model = create_generator(cfg.arch, pretrained_encoder=cfg.pretrained_encoder)
+    shipped = _shipped_init(cfg.init)
+    if shipped is not None:  # its spectral norm is baked in: fine-tune the plain weights
+        model = create_generator(shipped.arch, spectral_norm=False)
+    else:
+        model = create_generator(cfg.arch, pretrained_encoder=cfg.pretrained_encoder)
     feat_loss = FeatureLoss(pretrained=cfg.feature_loss_pretrained)
     opt = torch.optim.AdamW(
         [
@@ -122,9 +138,15 @@ def train(cfg: PretrainConfig) -> Path:
         weight_decay=cfg.weight_decay,
     )
     if cfg.init and not run.checkpoint.exists():
-        from streamcolor.training.gan import generator_weights
+        if shipped is not None:
+            from safetensors.torch import load_file
 
-        model.load_state_dict(generator_weights(cfg.init)[1])
+            shipped.verify()
+            model.load_state_dict(load_file(str(shipped.path)))
+        else:
+            from streamcolor.training.gan import generator_weights
+
+            model.load_state_dict(generator_weights(cfg.init)[1])
         log.info("initialised the generator from %s", cfg.init)
     bank = ImageBank(cfg.train, max_short_side=256, limit=cfg.max_images)
     total = sum(p.steps for p in cfg.phases)
@@ -171,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-images", type=int)
     ap.add_argument("--checkpoint-every", type=int, default=200)
     ap.add_argument("--threads", type=int)
-    ap.add_argument("--init", help="start from this checkpoint's generator (fresh optimiser)")
+    ap.add_argument("--init", help="start from this checkpoint's generator, a shipped model's "
+                    "name or a .safetensors file (fine-tuning; fresh optimiser)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = PretrainConfig(

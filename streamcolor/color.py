@@ -134,3 +134,41 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     if mse == 0.0:
         return float("inf")
     return 10.0 * float(np.log10(peak * peak / mse))
+
+
+# Chroma offsets (Cb, Cr) -> (R, G, B) offsets from luma: the chroma columns of the inverse
+# BT.601 matrix (R = Y + 1.402 Cr, G = Y - 0.344 Cb - 0.714 Cr, B = Y + 1.772 Cb).
+_CHROMA_TO_RGB = _YCBCR_TO_RGB[:, 1:].astype(np.float32)
+
+
+def luma_preserving_rgb(y: np.ndarray, chroma: np.ndarray, scale: float, low: float,
+                        high: float, integer: bool) -> np.ndarray:
+    """Luma in data units (H, W) + chroma offsets (H, W, 2) -> (3, H, W) float32 R, G, B in
+    data units whose BT.601 luma is ``y``.
+
+    Chroma offsets are in units of the model's luma scale; ``scale`` converts them to data
+    units (255 for 8-bit, the stretch's width for stretched data).  Where a channel would leave
+    ``low..high`` the pixel's chroma is shrunk just enough to fit (its luma is never changed,
+    unlike a per-channel clip).  ``integer``: rounded so that the luma of the rounded R, G, B,
+    rounded, is ``y`` itself (R and B rounded, G solved for the luma), for integer ``y`` in
+    range."""
+    yf = np.asarray(y, np.float32)
+    d = (np.asarray(chroma, np.float32) * np.float32(scale)) @ _CHROMA_TO_RGB.T  # (H, W, 3)
+    d = np.moveaxis(d, -1, 0)
+    t = np.ones(yf.shape, np.float32)
+    room_hi = np.float32(high) - yf
+    room_lo = np.float32(low) - yf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for c in range(3):
+            dc = d[c]
+            up = np.where(dc > 0, room_hi / dc, np.float32(np.inf))
+            down = np.where(dc < 0, room_lo / dc, np.float32(np.inf))
+            t = np.minimum(t, np.minimum(up, down))
+    t = np.clip(t, 0.0, 1.0)
+    rgb = yf[None] + d * t[None]
+    if integer:
+        r = np.clip(np.rint(rgb[0]), low, high)
+        b = np.clip(np.rint(rgb[2]), low, high)
+        g = (yf - np.float32(KR) * r - np.float32(KB) * b) / np.float32(KG)
+        rgb = np.stack([r, np.clip(np.rint(g), low, high), b])
+    return rgb.astype(np.float32, copy=False)

@@ -181,6 +181,30 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--transport", default="tcp", choices=["tcp", "udp"],
                     help="RTSP transport (tcp)")
 
+    b = sub.add_parser("batch", parents=[common, m],
+                       help="colorize a folder or glob of rasters (PNG, JPEG, TIFF, GeoTIFF; "
+                       "8/16-bit) into a mirrored folder; resumable")
+    b.add_argument("input", help="folder (recursive), glob or file of rasters")
+    b.add_argument("-o", "--output", required=True, type=Path, metavar="OUTPUT_DIR",
+                   help="output folder: the input's relative paths, formats and bit depths")
+    b.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help='local processes, or Ray Data (pip install "streamcolor[ray]")')
+    b.add_argument("--workers", type=_int_in(1, 1024), default=1,
+                   help="processes (local) or actors (ray) each holding a model (1)")
+    b.add_argument("--ray-address", default=None,
+                   help="join this Ray cluster (default: start a local instance)")
+    b.add_argument("--sequence", action="store_true",
+                   help="each folder is a time series of one place: one stretch per folder "
+                   "and temporal smoothing across its frames (by acquisition date or name)")
+    b.add_argument("--stretch", default=None, metavar="LOW,HIGH",
+                   help="percentiles of the fixed per-file (per-sequence) stretch of 16-bit, "
+                   "signed and float data into the model's input (default 1,99; given, 8-bit "
+                   "data is stretched too)")
+    b.add_argument("--overlap", type=_int_in(0, 1024), default=64,
+                   help="pixels of overlap between the tiles of a large raster (64)")
+    b.add_argument("--overwrite", action="store_true",
+                   help="redo every file (default: skip what the manifest says is done)")
+
     x = sub.add_parser("export", parents=[common],
                        help="write a model as ONNX (.onnx) or OpenVINO IR (.xml + .bin), "
                        "metadata embedded")
@@ -302,6 +326,12 @@ def _cmd_export(a: argparse.Namespace, stop: StopToken) -> Outcome:
     return 0, None
 
 
+def _cmd_batch(a: argparse.Namespace, stop: StopToken) -> Outcome:
+    from streamcolor.cli.batch import run_batch_command
+
+    return run_batch_command(a, stop)
+
+
 def _cmd_live(a: argparse.Namespace, stop: StopToken) -> Outcome:
     from streamcolor.live.app import run_live
 
@@ -309,8 +339,9 @@ def _cmd_live(a: argparse.Namespace, stop: StopToken) -> Outcome:
 
 
 COMMANDS = {"colorize": _cmd_colorize, "eval": _cmd_eval, "models": _cmd_models,
-            "export": _cmd_export, "live": _cmd_live}
-STOPPABLE = frozenset({"colorize", "live"})  # they poll the stop token (others: Ctrl-C raises)
+            "export": _cmd_export, "live": _cmd_live, "batch": _cmd_batch}
+# They poll the stop token (in the others, Ctrl-C raises).
+STOPPABLE = frozenset({"colorize", "live", "batch"})
 
 
 def _say(line: str) -> None:

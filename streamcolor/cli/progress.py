@@ -17,17 +17,22 @@ from rich.text import Text
 
 
 class FpsColumn(ProgressColumn):
+    def __init__(self, unit: str = "fps") -> None:
+        super().__init__()
+        self.unit = unit
+
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:6.1f} fps" if speed else "   ... fps", style="cyan")
+        return Text(f"{speed:6.1f} {self.unit}" if speed else f"   ... {self.unit}",
+                    style="cyan")
 
 
-def make_progress(console: Console | None = None) -> Progress:
+def make_progress(console: Console | None = None, unit: str = "fps") -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        FpsColumn(),
+        FpsColumn(unit),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),

@@ -55,6 +55,9 @@ class SmootherSettings:
     # full confidence up to photo_low, none from photo_high.
     photo_low: float = 6.0
     photo_high: float = 20.0
+    # False: the frames are co-registered (a satellite time series, a fixed camera): no
+    # optical flow, the past chroma stays where it was and only the photometric check decides
+    motion: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= MAX_STRENGTH:
@@ -139,8 +142,11 @@ class TemporalSmoother:
             self._y, self._chroma = y, chroma
             self.last_confidence = None
             return chroma
-        flow_cp = self._flow(y, prev_y)
-        flow_pc = self._flow(prev_y, y)
+        if self.settings.motion:
+            flow_cp = self._flow(y, prev_y)
+            flow_pc = self._flow(prev_y, y)
+        else:
+            flow_cp = flow_pc = np.zeros((*y.shape, 2), np.float32)
         conf = warp_confidence(y, prev_y, flow_cp, flow_pc, self.settings)
         if conf.shape != (h, w):
             conf = cv2.resize(conf, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -54,8 +54,19 @@ def run_batch_command(a: argparse.Namespace, stop: StopToken) -> tuple[int, str 
         else:
             progress.update(task, completed=done)
 
+    tiles_task = None
+
+    def tiles(name: str, done: int, total: int) -> None:
+        nonlocal tiles_task
+        if progress is None:
+            return
+        if tiles_task is None:
+            tiles_task = progress.add_task(name, total=total, unit="tiles/s")
+        progress.update(tiles_task, description=name, completed=done, total=total)
+
     try:
-        result = run_batch(a.input, a.output, options, stop=stop, progress=advance)
+        result = run_batch(a.input, a.output, options, stop=stop, progress=advance,
+                           tile_progress=tiles)
     finally:
         if progress is not None and task is not None:
             progress.stop()

@@ -23,8 +23,8 @@ class FpsColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:6.1f} {self.unit}" if speed else f"   ... {self.unit}",
-                    style="cyan")
+        unit = task.fields.get("unit", self.unit)
+        return Text(f"{speed:6.1f} {unit}" if speed else f"   ... {unit}", style="cyan")
 
 
 def make_progress(console: Console | None = None, unit: str = "fps") -> Progress:

@@ -169,8 +169,12 @@ Progress = Callable[[int, int], None]  # (files finished, files total)
 
 
 def run_batch(input_: str, out_dir: str | Path, options: BatchOptions,
-              stop: StopToken | None = None, progress: Progress | None = None) -> BatchResult:
-    """Run (or resume) the job; per-file errors are recorded, not raised."""
+              stop: StopToken | None = None, progress: Progress | None = None,
+              tile_progress: Callable[[str, int, int], None] | None = None) -> BatchResult:
+    """Run (or resume) the job; per-file errors are recorded, not raised.
+
+    ``progress(files finished, files)`` follows the job; ``tile_progress(name, tiles done,
+    tiles)`` the tiles of a large raster (one process only)."""
     t0 = time.perf_counter()
     out = Path(out_dir)
     if options.engine not in ENGINES:
@@ -225,7 +229,7 @@ def run_batch(input_: str, out_dir: str | Path, options: BatchOptions,
 
         try:
             if tasks:
-                _run_engine(tasks, config, options, stop, record, result)
+                _run_engine(tasks, config, options, stop, record, tile_progress)
         finally:
             remove_stale_temporaries(out)  # what a stopped or dead worker left
             result.failed_list = _write_failed_list(out, manifest, files, base)
@@ -251,7 +255,7 @@ def _write_failed_list(out: Path, manifest: Manifest, files: list[Path], base: P
 
 def _run_engine(tasks: list[Task], config: WorkerConfig, options: BatchOptions,
                 stop: StopToken, record: Callable[[list[dict[str, Any]]], None],
-                result: BatchResult) -> None:
+                tile_progress: Callable[[str, int, int], None] | None) -> None:
     if options.engine == "ray":
         from streamcolor.jobs.ray_engine import run_on_ray
 
@@ -260,6 +264,7 @@ def _run_engine(tasks: list[Task], config: WorkerConfig, options: BatchOptions,
         return
     if options.workers == 1:
         worker = Worker(config)
+        worker.on_tiles = tile_progress
         worker.colorizer  # noqa: B018 (a model that cannot load fails the job, not each file)
         for task in tasks:
             if stop.is_set():

@@ -3,7 +3,7 @@
 Each record holds the input's relative path, size and mtime, the job key (model sha256 and
 every setting that changes an output), the outcome (``done`` with the output's sha256 and
 size, or ``failed`` with its one-line error) and the stretch used.  Records are appended and
-fsynced one at a time by one writer, so a killed job keeps every record it wrote and at worst
+flushed one at a time by one writer, so a killed job keeps every record it wrote and at worst
 loses a torn last line (ignored on reading).  The last record of an input wins.
 """
 
@@ -103,9 +103,11 @@ class Manifest:
         self.records[rec["input"]] = rec
         if self._f is None:
             self.open()
+        # Flushed (a killed process loses nothing), not fsynced: a record lost in a machine
+        # crash only means its file is redone, and each output itself is fsynced before its
+        # rename.  One fsync per file would cost more than the file on a slow disk.
         self._f.write(json.dumps(rec, sort_keys=True) + "\n")
         self._f.flush()
-        os.fsync(self._f.fileno())
 
     def close(self) -> None:
         if self._f is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -190,9 +190,11 @@ def output_tags(stretch: Stretch, model: dict[str, Any], settings: RasterSetting
 def colorize_raster(src: Path, dst: Path, colorizer: Any, settings: RasterSettings,
                     stretch: Stretch | None = None, smoothers: TileSmoothers | None = None,
                     model_info: dict[str, Any] | None = None,
-                    stop: StopToken | None = None) -> RasterResult:
+                    stop: StopToken | None = None,
+                    on_tiles: Callable[[str, int, int], None] | None = None) -> RasterResult:
     """Colourise ``src`` into ``dst`` (written atomically; on any error or stop nothing is
-    left under either name).  ``stretch`` None computes the file's own."""
+    left under either name).  ``stretch`` None computes the file's own.  ``on_tiles(name,
+    done, total)`` follows a raster of more than one strip of tiles."""
     t0 = time.perf_counter()
     if stretch is None:
         stretch = compute_stretch([src], settings, "file")
@@ -238,6 +240,8 @@ def colorize_raster(src: Path, dst: Path, colorizer: Any, settings: RasterSettin
                         tiles += 1
                 row0, chroma_rows = blender.finished()
                 _write_rows(r, writer, info, stretch, row0, chroma_rows)
+                if on_tiles is not None and len(grid.rows) > 1:
+                    on_tiles(src.name, tiles, grid.count)
             if stop is not None and stop.is_set():
                 raise StopRequested(stop.reason or "stop")
             writer.commit()

@@ -72,6 +72,7 @@ class Worker:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self._colorizer: Any = None
+        self.on_tiles: Any = None  # (file name, tiles done, tiles) within a large raster
 
     @property
     def colorizer(self) -> Any:
@@ -117,7 +118,7 @@ class Worker:
         try:
             fp = Fingerprint.of(src)
             res = colorize_raster(src, dst, self.colorizer, self.config.settings, stretch,
-                                  smoothers, self.config.model_info, stop)
+                                  smoothers, self.config.model_info, stop, self.on_tiles)
             return {"input": item.rel, "status": "done", "key": self.config.key,
                     "size": fp.size, "mtime_ns": fp.mtime_ns, "output": item.rel,
                     "output_size": dst.stat().st_size, "sha256": sha256_file(dst),

@@ -128,6 +128,20 @@ def colorfulness(rgb: np.ndarray) -> float:
     return float(std + 0.3 * mean)
 
 
+def colorfulness_abs(rgb: np.ndarray) -> float:
+    """Colourfulness in the absolute-value form of DDColor's ``calculate_cf`` and CT2:
+    rg = |R - G|, yb = |(R + G)/2 - B|, then Hasler & Süsstrunk's
+    sqrt(std_rg² + std_yb²) + 0.3 sqrt(mean_rg² + mean_yb²).  Opposite hues that spread
+    the signed form's opponent channels agree in this one (the two forms rank differently)."""
+    x = np.asarray(rgb, dtype=np.float64)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    rg = np.abs(r - g)
+    yb = np.abs(0.5 * (r + g) - b)
+    std = np.sqrt(rg.std() ** 2 + yb.std() ** 2)
+    mean = np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
+    return float(std + 0.3 * mean)
+
+
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     """Peak signal-to-noise ratio in dB between two arrays of the same shape."""
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))

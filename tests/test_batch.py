@@ -331,3 +331,58 @@ def test_sequence_smoothing_removes_frame_to_frame_noise(tiny_weights, tmp_path)
                                        settings=RasterSettings(temporal_strength=strength)))
         steps[strength] = _chroma_steps(out)
     assert steps[0.9] < 0.5 * steps[0.0]
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids = (task / "children").read_text().split()
+        out += [int(k) for k in kids]
+    return out
+
+
+def test_a_dead_worker_costs_its_files_and_a_rerun_finishes(big_tree, big_reference,
+                                                            tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    proc = _batch_proc(big_tree, out, tiny_weights, "--workers", "2")
+    _wait_for_records(out, 2, proc)
+    workers = []
+    for pid in _children(proc.pid):  # the pool's processes (and multiprocessing's helpers)
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmd:
+            workers.append(pid)
+    assert workers, "no worker process found"
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert "files failed" in err.strip().splitlines()[-1]
+    failed = [r for r in _records(out) if r["status"] == "failed"]
+    assert failed and all("worker process died" in r["error"] for r in failed)
+    assert len(failed) <= 4  # at most the tasks in flight (two per worker)
+    done = {r["input"] for r in _records(out) if r["status"] == "done"}
+    assert len(done) + len(failed) == 30  # a new pool did the rest
+    resumed = _batch_proc(big_tree, out, tiny_weights, "--workers", "2")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert _outputs(out) == big_reference
+
+
+def test_twelve_bit_and_sixteen_bit_versions_of_a_scene_get_the_same_colour(tmp_path,
+                                                                           tiny_weights):
+    """The stretch makes the model see the same picture whatever the bit depth: the 16-bit
+    version's output is the 12-bit version's x 16 (to rounding)."""
+    rng = np.random.default_rng(6)
+    twelve = (_scene(rng, 120, 150, 2).astype(np.float64) / 16).astype(np.uint16)
+    src = tmp_path / "in"
+    _geotiff(src / "a12.tif", twelve)
+    _geotiff(src / "a16.tif", twelve * 16)
+    out = tmp_path / "out"
+    run_batch(str(src), out, _opts(tiny_weights))
+    a12 = rasterio.open(out / "a12.tif").read().astype(np.float64)
+    a16 = rasterio.open(out / "a16.tif").read().astype(np.float64)
+    assert twelve.max() < 4096
+    assert np.abs(a16 - 16 * a12).max() <= 16 * 1.5
+    assert np.abs(a12[0] - a12[2]).mean() > 1  # and there is colour to compare

@@ -106,6 +106,19 @@ def test_colorfulness_gray_is_zero_and_hand_value(rng):
     assert color.colorfulness(two.astype(np.float32)) == pytest.approx(expected, rel=1e-6)
 
 
+def test_colorfulness_absolute_form_hand_value():
+    """DDColor's calculate_cf form: |R-G| and |(R+G)/2-B| before the statistics."""
+    two = np.array([[[255, 0, 0], [0, 0, 255]]], dtype=np.uint8)
+    # |rg| = [255, 0]: mean 127.5, std 127.5; |yb| = [127.5, 255]: mean 191.25, std 63.75
+    expected = math.sqrt(127.5 ** 2 + 63.75 ** 2) + 0.3 * math.sqrt(127.5 ** 2 + 191.25 ** 2)
+    assert color.colorfulness_abs(two) == pytest.approx(expected, rel=1e-12)
+    gray = np.full((4, 4, 3), 77, np.uint8)
+    assert color.colorfulness_abs(gray) == 0.0
+    # opposite hues: in the signed form they spread (std), in the absolute form they agree
+    rc = np.array([[[200, 50, 50], [50, 200, 200]]], dtype=np.uint8)
+    assert color.colorfulness_abs(rc) == pytest.approx(0.3 * math.hypot(150, 75), rel=1e-12)
+
+
 def test_psnr(rng):
     a = rng.integers(0, 256, (8, 8, 3)).astype(np.uint8)
     assert color.psnr(a, a.copy()) == float("inf")

@@ -265,3 +265,57 @@ def test_corrupt_tiff_is_one_line_naming_the_file(tmp_path, colorizer):
         colorize_raster(bad, out, colorizer, RasterSettings())
     assert not out.exists() and not list((tmp_path / "o").glob(".*")) if \
         (tmp_path / "o").exists() else True
+
+
+class PointwiseRuntime:
+    """Chroma a smooth function of each pixel's luma: tiles must then agree exactly."""
+
+    name = "pointwise"
+    batch_size = 4
+
+    def __init__(self) -> None:
+        from streamcolor.model.contract import ModelContract
+
+        self.contract = ModelContract(render_factor=4)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        x = batch[..., None].astype(np.float32)
+        return np.concatenate([0.3 * (x - 0.5), 0.2 * np.sin(6 * x)], -1)
+
+
+def test_tiled_output_equals_the_untiled_computation_no_seams(tmp_path):
+    """A 500x700 raster in 64 px tiles through a pointwise model: the blended chroma equals
+    the model's chroma of the whole image, so no tile border shows."""
+    from streamcolor.color import luma_preserving_rgb
+    from streamcolor.model.colorizer import Colorizer
+
+    yy, xx = np.mgrid[0:500, 0:700].astype(np.float64)
+    gray = (20000 + 18000 * np.sin(xx / 90.0) * np.cos(yy / 70.0)).astype(np.uint16)
+    src = _write_geotiff(tmp_path / "smooth.tif", gray[None])
+    out = tmp_path / "o" / "smooth.tif"
+    res = colorize_raster(src, out, Colorizer(PointwiseRuntime()), RasterSettings(overlap=16))
+    assert res.tiles > 100
+    got = rasterio.open(out).read().astype(np.float64)
+    s = res.stretch
+    x = s.apply(gray[None])[..., None]
+    chroma = np.concatenate([0.3 * (x - 0.5), 0.2 * np.sin(6 * x)], -1)
+    want = luma_preserving_rgb(gray, chroma, s.luma_scale, 0, 65535, integer=True)
+    assert np.abs(got - want).max() <= 1
+    # and the seams a naive tiler would make are absent: no jump larger than the image's own
+    jump = np.abs(np.diff(got[0], axis=1)).max()
+    assert jump <= np.abs(np.diff(want[0], axis=1)).max() + 1
+
+
+def test_float32_reflectance_with_nan_nodata(colorizer, tmp_path, rng):
+    xx = np.mgrid[0:80, 0:120][1]
+    refl = (0.2 + 0.1 * np.sin(xx / 9.0) + rng.normal(0, 0.01, (80, 120))).astype(np.float32)
+    refl[5:9, 5:9] = np.nan
+    src = _write_geotiff(tmp_path / "refl.tif", refl[None], profile={"nodata": float("nan")})
+    out = tmp_path / "o" / "refl.tif"
+    res = colorize_raster(src, out, colorizer, RasterSettings())
+    assert 0.05 < res.stretch.low[0] < res.stretch.high[0] < 0.4
+    d = _fields(out)
+    assert d["dtype"] == "float32" and np.isnan(d["nodata"])
+    hole = np.isnan(refl)
+    assert np.isnan(d["data"][:3, hole]).all() and not np.isnan(d["data"][:3, ~hole]).any()
+    np.testing.assert_allclose(_luma(d["data"])[~hole], refl[~hole], rtol=1e-5, atol=1e-6)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from streamcolor.color import colorfulness, psnr
+from streamcolor.color import colorfulness, colorfulness_abs, psnr
 
-__all__ = ["colorfulness", "feature_stats", "frechet_distance", "orange_share", "psnr", "ssim"]
+__all__ = ["colorfulness", "colorfulness_abs", "feature_stats", "frechet_distance",
+           "orange_share", "psnr", "ssim"]
 
 
 def ssim(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:

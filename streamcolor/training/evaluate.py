@@ -35,6 +35,7 @@ import numpy as np
 from streamcolor.color import merge_luma_chroma_u8, rgb_to_luma_u8, rgb_to_ycbcr
 from streamcolor.eval.metrics import (
     colorfulness,
+    colorfulness_abs,
     feature_stats,
     frechet_distance,
     orange_share,
@@ -71,7 +72,8 @@ def evaluate(colorizer: Colorizer, val: str | Path, chroma_mean: np.ndarray,
     extractor = FeatureExtractor()
     per: dict[str, list[dict[str, float]]] = {"model": [], "gray": [], "mean_chroma": []}
     feats: dict[str, list[np.ndarray]] = {k: [] for k in (*per, "truth")}
-    gt_cf = []
+    gt_cf: list[float] = []
+    gt_cf_abs: list[float] = []
     for p in files:
         gt = load_rgb(p)
         y = rgb_to_luma_u8(gt)
@@ -82,11 +84,13 @@ def evaluate(colorizer: Colorizer, val: str | Path, chroma_mean: np.ndarray,
         }
         cf_gt = colorfulness(gt)
         gt_cf.append(cf_gt)
+        gt_cf_abs.append(colorfulness_abs(gt))
         orange_gt = orange_share(gt)
         feats["truth"].append(extractor(gt))
         for k, out in outs.items():
             cf = colorfulness(out)
             per[k].append({"psnr": psnr(out, gt), "ssim": ssim(out, gt), "colorfulness": cf,
+                           "colorfulness_abs": colorfulness_abs(out),
                            "abs_dcolorfulness": abs(cf - cf_gt),
                            "orange_drift": orange_share(out) - orange_gt})
             feats[k].append(extractor(out))
@@ -95,7 +99,12 @@ def evaluate(colorizer: Colorizer, val: str | Path, chroma_mean: np.ndarray,
     for k in per:
         result[k]["feature_distance"] = frechet_distance(*feature_stats(np.stack(feats[k])),
                                                          *truth_stats)
-    result["ground_truth"] = {"colorfulness": float(np.mean(gt_cf))}
+    result["ground_truth"] = {"colorfulness": float(np.mean(gt_cf)),
+                              "colorfulness_abs": float(np.mean(gt_cf_abs))}
+    for k in per:  # set-level: the gain over returning the input, the share of the colour
+        result[k]["dpsnr_over_gray"] = result[k]["psnr"] - result["gray"]["psnr"]
+        result[k]["colorfulness_ratio_abs"] = (result[k]["colorfulness_abs"]
+                                               / result["ground_truth"]["colorfulness_abs"])
     result["images"] = {"count": len(files)}
     return result
 
@@ -150,6 +159,36 @@ def markdown_table(name: str, res: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def comparison_table(results: dict[str, dict], meta: dict) -> str:
+    """Several models on one validation set, with the gray baseline: PSNR and its gain over
+    gray, colourfulness in both forms and the absolute form's ratio to the truth."""
+    first = next(iter(results.values()))
+    gt = first["ground_truth"]
+    lines = [
+        f"Validation: `{meta['val']}`, {first['images']['count']} images, render factor "
+        f"{meta['render_factor']}, full resolution, RGB 0..255. Ground truth colourfulness "
+        f"{gt['colorfulness_abs']:.1f} (absolute form, DDColor's `calculate_cf`) / "
+        f"{gt['colorfulness']:.1f} (signed, Hasler & Süsstrunk).",
+        "",
+        "| output | PSNR (dB) ↑ | ΔPSNR over gray | SSIM ↑ | colourfulness (abs) | ratio to "
+        r"truth | colourfulness (signed) | \|ΔCF\| per image ↓ | feature distance ↓ | "
+        "orange drift |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = [(f"**{name}**", res["model"]) for name, res in results.items()]
+    rows.append(("gray (input)", first["gray"]))
+    for label, r in rows:
+        lines.append(f"| {label} | {r['psnr']:.2f} | {r['dpsnr_over_gray']:+.2f} | "
+                     f"{r['ssim']:.4f} | {r['colorfulness_abs']:.1f} | "
+                     f"{r['colorfulness_ratio_abs']:.2f} | {r['colorfulness']:.1f} | "
+                     f"{r['abs_dcolorfulness']:.1f} | {r['feature_distance']:.3f} | "
+                     f"{100 * r['orange_drift']:+.2f} % |")
+    lines.append("")
+    lines.append(f"_Written by `python -m streamcolor.training.evaluate` at commit "
+                 f"{meta['commit']} on {meta['date']} ({meta['seconds']:.0f} s)._")
+    return "\n".join(lines)
+
+
 def update_card(card: Path, name: str, table: str) -> None:
     start, end = f"<!-- metrics:{name}:start -->", f"<!-- metrics:{name}:end -->"
     text = card.read_text() if card.exists() else ""
@@ -175,6 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--grid", type=Path, help="JPEG of val photos: gray | model | truth")
     ap.add_argument("--old-grid", type=Path, help="JPEG of --old photos: gray | model")
     ap.add_argument("--old", type=Path, help="folder of historical photos for --old-grid")
+    ap.add_argument("--compare", default=None,
+                    help="comma list of models measured beside --model on the same images; "
+                    "the card gets one table of all of them under --card-key")
+    ap.add_argument("--card-key", default=None, help="the card section's name (--model's)")
     ap.add_argument("--grid-models", default=None,
                     help="comma list of models side by side in the grids (default: --model)")
     a = ap.parse_args(argv)
@@ -188,11 +231,21 @@ def main(argv: list[str] | None = None) -> None:
                    "date": dt.date.today().isoformat(), "machine": platform.machine(),
                    "seconds": time.perf_counter() - t0}
     table = markdown_table(colorizer.name, res)
+    if a.compare:
+        results = {colorizer.name: res}
+        chroma = mean_chroma(a.train)
+        for m in a.compare.split(","):
+            other = Colorizer(m, render_factor=a.render_factor, precision=a.precision,
+                              runtime="torch")
+            results[other.name] = evaluate(other, a.val, chroma, a.limit)
+        res["compared"] = {k: v for k, v in results.items() if k != colorizer.name}
+        res["meta"]["seconds"] = time.perf_counter() - t0
+        table = comparison_table(results, res["meta"])
     print(table)
     if a.json:
         a.json.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
     if a.card:
-        update_card(a.card, colorizer.name, table)
+        update_card(a.card, a.card_key or colorizer.name, table)
     grid_models = [Colorizer(m, render_factor=a.render_factor, precision=a.precision,
                              runtime="torch")
                    for m in a.grid_models.split(",")] if a.grid_models else [colorizer]

@@ -113,6 +113,7 @@ class GdalReader:
         from rasterio.errors import RasterioError
 
         self.path = path
+        self._last: tuple[tuple, np.ndarray] | None = None
         try:
             self._ds = rasterio.open(path)
         except (RasterioError, OSError) as e:
@@ -152,15 +153,23 @@ class GdalReader:
             raise
 
     def read(self, bands: tuple[int, ...], window: Window) -> np.ndarray:
+        """(len(bands), h, w) samples; the same read twice in a row is served once (a small
+        file's stretch, strip and composition all read the whole file)."""
         from rasterio.errors import RasterioError
         from rasterio.windows import Window as RioWindow
 
+        key = (tuple(bands), tuple(window))
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
         r0, r1, c0, c1 = window
         try:
-            return self._ds.read(list(bands), window=RioWindow(c0, r0, c1 - c0, r1 - r0))
+            data = self._ds.read(list(bands), window=RioWindow(c0, r0, c1 - c0, r1 - r0))
         except (RasterioError, OSError) as e:
             raise InvalidInputError(f"{self.path}: cannot read rows {r0}..{r1} "
                                     f"({_gdal_error(self.path, e)})") from None
+        data.flags.writeable = False
+        self._last = (key, data)
+        return data
 
     def read_mask(self, window: Window) -> np.ndarray | None:
         """Valid-pixel mask (h, w) bool from the file's mask band or alpha; None without."""

@@ -10,10 +10,11 @@ the streamed histograms of the stretch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -72,14 +73,26 @@ def valid_mask(bands: np.ndarray, nodata: float | None, mask: np.ndarray | None)
     return valid
 
 
-def compute_stretch(paths: Sequence[Path], settings: RasterSettings, scope: str) -> Stretch:
+@contextlib.contextmanager
+def _opened(path: Path, reader: Any) -> Iterator[Any]:
+    """``reader`` where it is ``path``'s (left open), else ``path`` opened and closed."""
+    if reader is not None and Path(reader.path) == path:
+        yield reader
+        return
+    with open_raster(path) as r:
+        yield r
+
+
+def compute_stretch(paths: Sequence[Path], settings: RasterSettings, scope: str,
+                    reader: Any = None) -> Stretch:
     """The stretch of one file (``scope`` "file") or of a whole sequence, streamed window by
-    window; 8-bit data keeps its 0..255 range unless ``settings.stretch_8bit``."""
+    window; 8-bit data keeps its 0..255 range unless ``settings.stretch_8bit``.  ``reader``:
+    one of the files already open."""
     hists: list[BandHistogram] | None = None
     bands: tuple[int, ...] = (1,)
     weights: tuple[float, ...] = (1.0,)
     for p in paths:
-        with open_raster(p) as r:
+        with _opened(p, reader) as r:
             info = r.info
             if hists is None:
                 bands, weights = info.luma_bands, info.luma_weights
@@ -100,7 +113,7 @@ def compute_stretch(paths: Sequence[Path], settings: RasterSettings, scope: str)
         for h in hists:
             h.finish_range()
     for p in paths:
-        with open_raster(p) as r:
+        with _opened(p, reader) as r:
             info = r.info
             for w in _row_windows(info):
                 data = r.read(bands, w)
@@ -196,11 +209,11 @@ def colorize_raster(src: Path, dst: Path, colorizer: Any, settings: RasterSettin
     left under either name).  ``stretch`` None computes the file's own.  ``on_tiles(name,
     done, total)`` follows a raster of more than one strip of tiles."""
     t0 = time.perf_counter()
-    if stretch is None:
-        stretch = compute_stretch([src], settings, "file")
     tiles = 0
     with open_raster(src) as r:
         info = r.info
+        if stretch is None:
+            stretch = compute_stretch([src], settings, "file", reader=r)
         if stretch.bands != info.luma_bands:
             raise InvalidInputError(f"{src}: its luma bands {info.luma_bands} differ from the "
                                     f"stretch's {stretch.bands}")

@@ -306,3 +306,31 @@ def test_train_bad_paths_give_one_line(tmp_path, capsys, argv, names, data):
     assert code == 1
     assert len(err.splitlines()) == 1 and err.startswith("streamcolor train: error:")
     assert names in err
+
+
+def test_fine_tuning_a_plain_generator_with_the_colourfulness_hinge(data, tmp_path):
+    """A shipped-style generator (spectral norm baked in) fine-tuned with the hinge: the run
+    starts from those weights, logs the hinge, exports, and continues as a plain model."""
+    from streamcolor.model.weights import save_weights
+    from streamcolor.training.export import export
+    from streamcolor.training.gan import load_generator_from
+
+    torch.manual_seed(0)
+    train = str(data / "train")
+    g1 = tmp_path / "g1"
+    pretrain(PretrainConfig(train=train, run=str(g1), arch="unet_tiny",
+                            phases=(Phase(64, 4, 2, True),), pretrained_encoder=False,
+                            feature_loss_pretrained=False, bf16=False, checkpoint_every=1))
+    shipped = tmp_path / "start.safetensors"
+    save_weights(load_generator_from(g1 / "checkpoint.pt"), shipped, {"render_factor": 4})
+    ft = tmp_path / "ft"
+    pretrain(PretrainConfig(train=train, run=str(ft), arch="unet_tiny", init=str(shipped),
+                            phases=(Phase(64, 4, 3, False),), pretrained_encoder=False,
+                            feature_loss_pretrained=False, bf16=False, checkpoint_every=1,
+                            cf_weight=0.1))
+    log = (ft / "log.csv").read_text()
+    assert "cf_hinge" in log.splitlines()[0]
+    model = load_generator_from(ft / "checkpoint.pt")
+    assert not any("parametrizations" in k for k in model.state_dict())
+    out = export(ft, "ft", tmp_path / "models", 4, None)
+    assert out.exists()

@@ -66,3 +66,25 @@ class FeatureLoss(nn.Module):
             ft = self.features(target_rgb)
         fp = self.features(pred_rgb)
         return sum(w * F.l1_loss(a, b) for w, a, b in zip(self.weights, fp, ft, strict=True))
+
+
+def colorfulness_abs_torch(rgb: torch.Tensor) -> torch.Tensor:
+    """Per-image colourfulness, absolute form (as :func:`streamcolor.color.colorfulness_abs`),
+    of (B, 3, H, W) RGB in [0, 1], in 0..255 units: (B,), differentiable."""
+    x = rgb * 255.0
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    rg = (r - g).abs().flatten(1)
+    yb = (0.5 * (r + g) - b).abs().flatten(1)
+    std = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False) + 1e-6)
+    mean = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2 + 1e-6)
+    return std + 0.3 * mean
+
+
+def colorfulness_hinge(pred_rgb: torch.Tensor, target_rgb: torch.Tensor,
+                       share: float = 0.95) -> torch.Tensor:
+    """relu(share * CF(truth) - CF(pred)), mean over the batch: pushes each image's colour up
+    to (nearly) its own truth's and never beyond (an open-ended colourfulness reward makes
+    red blocks, DDColor's authors report)."""
+    with torch.no_grad():
+        want = share * colorfulness_abs_torch(target_rgb)
+    return F.relu(want - colorfulness_abs_torch(pred_rgb)).mean()

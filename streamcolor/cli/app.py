@@ -237,7 +237,8 @@ def _cmd_colorize(a: argparse.Namespace, stop: StopToken) -> Outcome:
     runtime = resolve_runtime(a.runtime, a.device, file_format)
     configure_threads(a.threads)  # torch runs the model, or converts it for the others
     colorizer = Colorizer(a.model, render_factor=a.render_factor, device=a.device,
-                          precision=a.precision, batch_size=a.batch_size, runtime=runtime,
+                          precision=a.precision, batch_size=a.batch_size,
+                          runtime=a.runtime,  # "auto" may still fall back to torch
                           threads=None if runtime == "torch" else a.threads)
     encode = EncodeOptions(codec=a.codec, crf=a.crf, preset=a.preset, fps=a.fps)
     progress = None if a.quiet else make_progress(console)

@@ -87,7 +87,7 @@ class Worker:
             if kind == "torch":  # torch's threads are process-wide
                 configure_threads(m.threads)
             self._colorizer = Colorizer(m.model, render_factor=m.render_factor, device=m.device,
-                                        runtime=kind, precision=m.precision,
+                                        runtime=m.runtime, precision=m.precision,
                                         threads=None if kind == "torch" else m.threads)
         return self._colorizer
 

@@ -21,7 +21,7 @@ INPUT_NAME, OUTPUT_NAME = "luma", "chroma"
 META_KEY = "streamcolor"
 
 
-INSTALL = {"openvino": "pip install openvino", "onnx": "pip install 'streamcolor[onnx]'",
+INSTALL = {"openvino": "pip install openvino", "onnx": "pip install onnx",
            "onnxruntime": "pip install 'streamcolor[onnx]'"}
 
 

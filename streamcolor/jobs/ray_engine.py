@@ -5,9 +5,11 @@ A list of tasks (paths, never ``read_images``, which silently turns 16-bit TIFF 
 set per actor) → manifest records back to the driver, which alone writes the manifest.
 
 Traps handled: actors asking for whole CPUs would take every CPU of a small machine and
-starve the tasks that feed them, so each actor asks for a fraction; a local instance binds
-its services to 127.0.0.1; the instance this job started is shut down when it ends (never
-``ray stop``, which kills every Ray process on the machine by name).
+starve the tasks that feed them, so each actor asks for a fraction; a local instance is
+given the node address 127.0.0.1 (Ray 2.60's GCS and raylet still listen on all interfaces,
+checked with ``ss``; Ray's token authentication, on by default there, guards them); the
+instance this job started is shut down when it ends (never ``ray stop``, which kills every
+Ray process on the machine by name).
 """
 
 from __future__ import annotations

@@ -334,3 +334,36 @@ def test_fine_tuning_a_plain_generator_with_the_colourfulness_hinge(data, tmp_pa
     assert not any("parametrizations" in k for k in model.state_dict())
     out = export(ft, "ft", tmp_path / "models", 4, None)
     assert out.exists()
+
+
+def test_resume_does_not_duplicate_log_rows(data, tmp_path, monkeypatch):
+    """Killed after logging steps past its last checkpoint, a resumed run logs each step
+    once: 1, 2, 3, 4, 5, not 1, 2, 3, 3, 4, 5."""
+    import csv
+
+    import streamcolor.training.pretrain_generator as stage1
+
+    cfg = dict(train=str(data / "train"), arch="unet_tiny", phases=(Phase(64, 4, 5, True),),
+               pretrained_encoder=False, feature_loss_pretrained=False, bf16=False,
+               checkpoint_every=2, log_every=1)
+    real_loss = stage1.generator_loss
+    calls = []
+
+    def dies_at_step_4(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(stage1, "generator_loss", dies_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(PretrainConfig(run=str(tmp_path / "a"), **cfg))
+    monkeypatch.setattr(stage1, "generator_loss", real_loss)
+
+    def steps() -> list[int]:
+        with open(tmp_path / "a" / "log.csv", newline="") as f:
+            return [int(r["step"]) for r in csv.DictReader(f)]
+
+    assert steps() == [1, 2, 3]  # step 3 logged, but the checkpoint is at step 2
+    pretrain(PretrainConfig(run=str(tmp_path / "a"), **cfg))
+    assert steps() == [1, 2, 3, 4, 5]

@@ -41,6 +41,11 @@ def run_loop(run: RunDir, modules: Mapping[str, torch.nn.Module],
     latest losses is shown when ``progress`` is True, or (None) when stderr is a terminal."""
     state = LoopState()
     saved = run.load_state()
+    # rows a killed run logged after its last checkpoint are redone: drop them, so log.csv
+    # does not read 1, 2, 3, 4, 5, 4, 5, ...
+    dropped = run.truncate_log(int(saved["step"]) if saved is not None else 0)
+    if dropped:
+        log.info("%s: dropped %d log rows after the last checkpoint", run.path, dropped)
     if saved is not None:
         for name, m in modules.items():
             m.load_state_dict(saved["modules"][name])

@@ -54,6 +54,32 @@ class RunDir:
                 w.writeheader()
             w.writerow(row)
 
+    def truncate_log(self, after_step: int) -> int:
+        """Drop the ``log.csv`` rows of steps after ``after_step`` (logged by a killed run
+        after its last checkpoint, and about to be redone); returns how many were dropped."""
+        p = self.path / "log.csv"
+        if not p.exists():
+            return 0
+        with open(p, newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows:
+            return 0
+        header, body = rows[0], rows[1:]
+        col = header.index("step") if "step" in header else None
+        if col is None:
+            return 0
+        keep = [r for r in body if r and int(float(r[col])) <= after_step]
+        dropped = len(body) - len(keep)
+        if dropped:
+            import io
+
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\r\n")
+            w.writerow(header)
+            w.writerows(keep)
+            self._atomic_write(p, buf.getvalue())
+        return dropped
+
     def save_state(self, state: dict[str, Any], snapshot: str | None = None,
                    snapshot_state: dict[str, Any] | None = None) -> None:
         """Atomically replace ``checkpoint.pt``; ``snapshot`` also keeps ``snapshot_state``

@@ -386,3 +386,22 @@ def test_twelve_bit_and_sixteen_bit_versions_of_a_scene_get_the_same_colour(tmp_
     assert twelve.max() < 4096
     assert np.abs(a16 - 16 * a12).max() <= 16 * 1.5
     assert np.abs(a12[0] - a12[2]).mean() > 1  # and there is colour to compare
+
+
+def test_saturation_is_part_of_the_job_and_scales_the_colour(tmp_path, tiny_weights):
+    rng = np.random.default_rng(9)
+    src = tmp_path / "in"
+    _geotiff(src / "a.tif", _scene(rng, 64, 80, 1))
+    out = tmp_path / "out"
+
+    def chroma() -> float:
+        a = rasterio.open(out / "a.tif").read().astype(np.float64)
+        return float(np.abs(a[0] - a[2]).mean())
+
+    run_batch(str(src), out, _opts(tiny_weights))
+    plain = chroma()
+    opts = _opts(tiny_weights)
+    opts.model = ModelOptions(str(tiny_weights), runtime="torch", threads=1, saturation=2.0)
+    res = run_batch(str(src), out, opts)
+    assert res.done == 1  # a different saturation is a different job: redone
+    assert 1.6 * plain < chroma() < 2.4 * plain

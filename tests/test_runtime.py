@@ -114,3 +114,20 @@ def test_exported_weights_embed_their_contract(tiny_weights):
     meta = read_metadata(tiny_weights)
     assert ModelContract.from_dict(meta["contract"]) == ModelContract(render_factor=4)
     assert resolve_model(str(tiny_weights)).contract.render_factor == 4
+
+
+def test_saturation_multiplies_the_chroma_after_the_model():
+    """--saturation S: a chroma gain after the model (zero training), on top of the
+    contract's scale; 0 is gray, None the model's own."""
+    contract = ModelContract(chroma_scale=0.5, render_factor=4)
+    y = np.linspace(0, 255, 64 * 48).reshape(48, 64).astype(np.uint8)
+    base = Colorizer(RecordingRuntime(contract)).predict([y])
+    assert Colorizer(RecordingRuntime(contract)).saturation == 1.0
+    for s in (0.0, 1.5, 2.0):
+        c = Colorizer(RecordingRuntime(contract), saturation=s)
+        np.testing.assert_allclose(c.predict([y]), base * s, rtol=1e-6, atol=1e-7)
+    gray = Colorizer(RecordingRuntime(contract), saturation=0.0).colorize(y)
+    assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+    for bad in (-0.1, 4.5, "2", True):
+        with pytest.raises(ValueError, match="saturation"):
+            Colorizer(RecordingRuntime(contract), saturation=bad)

@@ -74,6 +74,18 @@ def _seconds_in(lo: float, hi: float) -> Callable[[str], float]:
 _seconds = _seconds_in(0.1, 3600)
 
 
+def _saturation(text: str) -> float:
+    from streamcolor.model.colorizer import MAX_SATURATION
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= v <= MAX_SATURATION:
+        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_SATURATION:g}: {text!r}")
+    return v
+
+
 def _strength(text: str) -> float:
     from streamcolor.temporal.smoother import MAX_STRENGTH
 
@@ -118,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     m.add_argument("--threads", type=_int_in(1, _max_threads), default=None,
                    help="CPU threads for the model (default: the CPUs this process may use)")
+    m.add_argument("--saturation", type=_saturation, default=None, metavar="S",
+                   help="multiply the model's chroma by S (0 = gray, 1 = the model's own, "
+                   "the default; up to 4)")
     m.add_argument("--temporal-strength", type=_strength, default=DEFAULT_STRENGTH,
                    help="flicker suppression: weight of the motion-compensated past chroma "
                    f"where motion is reliable (0 = per-frame, default {DEFAULT_STRENGTH})")
@@ -239,7 +254,8 @@ def _cmd_colorize(a: argparse.Namespace, stop: StopToken) -> Outcome:
     colorizer = Colorizer(a.model, render_factor=a.render_factor, device=a.device,
                           precision=a.precision, batch_size=a.batch_size,
                           runtime=a.runtime,  # "auto" may still fall back to torch
-                          threads=None if runtime == "torch" else a.threads)
+                          threads=None if runtime == "torch" else a.threads,
+                          saturation=a.saturation)
     encode = EncodeOptions(codec=a.codec, crf=a.crf, preset=a.preset, fps=a.fps)
     progress = None if a.quiet else make_progress(console)
     task = None

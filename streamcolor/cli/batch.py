@@ -18,7 +18,8 @@ def options_from(a: argparse.Namespace) -> BatchOptions:
         percentiles=parse_stretch(a.stretch) if a.stretch else (1.0, 99.0),
         stretch_8bit=a.stretch is not None, overlap=a.overlap,
         temporal_strength=a.temporal_strength if a.sequence else 0.0)
-    model = ModelOptions(a.model, a.render_factor, a.device, a.runtime, a.precision, a.threads)
+    model = ModelOptions(a.model, a.render_factor, a.device, a.runtime, a.precision, a.threads,
+                         a.saturation)
     return BatchOptions(model=model, settings=settings, sequence=a.sequence,
                         overwrite=a.overwrite, engine=a.engine, workers=a.workers,
                         ray_address=a.ray_address)

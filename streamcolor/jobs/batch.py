@@ -153,7 +153,9 @@ def model_identity(m: ModelOptions) -> dict[str, Any]:
     rf = m.render_factor or record.contract.render_factor
     return {"name": record.name, "sha256": sha, "render_factor": rf,
             "runtime": resolve_runtime(m.runtime, m.device, record.format),
-            "precision": m.precision, "device": m.device}
+            "precision": m.precision, "device": m.device,
+            "saturation": m.saturation if m.saturation is not None
+            else float(record.meta.get("saturation", 1.0))}
 
 
 def remove_stale_temporaries(out_dir: Path) -> int:

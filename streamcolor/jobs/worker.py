@@ -28,6 +28,7 @@ class ModelOptions:
     runtime: str = "auto"
     precision: str = "auto"
     threads: int | None = None
+    saturation: float | None = None
 
 
 @dataclass
@@ -88,7 +89,8 @@ class Worker:
                 configure_threads(m.threads)
             self._colorizer = Colorizer(m.model, render_factor=m.render_factor, device=m.device,
                                         runtime=m.runtime, precision=m.precision,
-                                        threads=None if kind == "torch" else m.threads)
+                                        threads=None if kind == "torch" else m.threads,
+                                        saturation=m.saturation)
         return self._colorizer
 
     def run(self, task: Task, stop: StopToken | None = None) -> list[dict[str, Any]]:

@@ -42,7 +42,8 @@ def run_live(a: argparse.Namespace, stop: StopToken) -> int:
     colorizer = Colorizer(a.model, render_factor=a.render_factor, device=a.device,
                           precision=a.precision, runtime=a.runtime,
                           batch_size=len(specs) if a.runtime != "torch" else None,
-                          threads=None if a.runtime == "torch" else a.threads)
+                          threads=None if a.runtime == "torch" else a.threads,
+                          saturation=a.saturation)
     options = LiveOptions(max_latency=a.max_latency, stall_timeout=a.stall_timeout,
                           temporal_strength=a.temporal_strength, record=a.record,
                           segment=a.segment, keep=a.keep)

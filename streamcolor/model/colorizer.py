@@ -59,6 +59,20 @@ def check_render_factor(render_factor: int) -> int:
     return int(render_factor)
 
 
+MAX_SATURATION = 4.0
+
+
+def check_saturation(saturation: float | None) -> float | None:
+    """None (the model's default) or a chroma gain in 0..4 (0 = gray, 1 = the model's)."""
+    if saturation is None:
+        return None
+    if isinstance(saturation, bool) or not isinstance(saturation, int | float | np.floating) \
+            or not 0.0 <= float(saturation) <= MAX_SATURATION:
+        raise ValueError(f"saturation must be a number in 0..{MAX_SATURATION:g}, "
+                         f"not {saturation!r}")
+    return float(saturation)
+
+
 def check_luma(y: object, what: str = "frame") -> np.ndarray:
     """A 2-D luma array of a supported sample type, or ``TypeError``/``ValueError``."""
     if not isinstance(y, np.ndarray):
@@ -101,8 +115,9 @@ class Colorizer:
                  render_factor: int | None = None, device: str = "auto",
                  precision: str = "auto", batch_size: int | None = None,
                  runtime: str = "auto", threads: int | None = None,
-                 pipelines: int = 1) -> None:
+                 pipelines: int = 1, saturation: float | None = None) -> None:
         self.record: WeightsRecord | None = None
+        self._saturation = check_saturation(saturation)
         if is_runtime(model):
             self.runtime: Runtime = model  # type: ignore[assignment]
             self.render_factor = check_render_factor(
@@ -175,6 +190,15 @@ class Colorizer:
         return self.runtime.contract
 
     @property
+    def saturation(self) -> float:
+        """The chroma gain applied after the model: the one given, else the model's own
+        (``saturation`` in its metadata), else 1."""
+        if self._saturation is not None:
+            return self._saturation
+        meta = self.record.meta if self.record is not None else {}
+        return float(meta.get("saturation", 1.0)) if isinstance(meta, dict) else 1.0
+
+    @property
     def batch_size(self) -> int:
         return self.runtime.batch_size
 
@@ -219,8 +243,9 @@ class Colorizer:
         if (lo, hi) != (0.0, 1.0):
             small = small * np.float32(hi - lo) + np.float32(lo)
         out = self.runtime.predict(small)
-        if self.contract.chroma_scale != 1.0:
-            out = out * np.float32(self.contract.chroma_scale)
+        gain = self.contract.chroma_scale * self.saturation
+        if gain != 1.0:
+            out = out * np.float32(gain)
         return out
 
     def predict_batched(self, lumas: Sequence[np.ndarray]) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import NoiseProbe, cpu_model, log
+from benchutil import NoiseProbe, cpu_model, log, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -232,12 +232,7 @@ def main(argv: list[str] | None = None) -> None:
                         "measured": f"{ray_row['files_per_s'] / one_par['files_per_s']:.2f}x",
                         "ok": True})
     doc["targets"] = targets
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(doc))
-    print(markdown(doc))
-    log(f"wrote {out} and {out.with_suffix('.md')}")
+    write_results(doc, a.out, markdown)
 
 
 if __name__ == "__main__":

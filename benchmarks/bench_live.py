@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import NoiseProbe, cpu_model, log
+from benchutil import NoiseProbe, cpu_model, log, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -356,11 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     doc["noise"] = noise.result()
     doc["finished"] = time.strftime("%Y-%m-%d %H:%M")
     doc["targets"] = targets(doc)
-    out = Path(a.out)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(doc))
-    print(markdown(doc))
-    log(f"wrote {out} and {out.with_suffix('.md')}")
+    write_results(doc, a.out, markdown)
 
 
 if __name__ == "__main__":

@@ -96,3 +96,17 @@ class NoiseProbe:
             "own_cpu_share": own / (wall * ncpu) if wall > 0 else None,
             "other_cpu_share": other,
         }
+
+
+def write_results(doc: dict[str, Any], out: str | Path,
+                  markdown: Any) -> None:
+    """``out`` (JSON) and its ``.md`` twin from ``markdown(doc)``, which is also printed."""
+    import json
+
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    text = markdown(doc)
+    path.with_suffix(".md").write_text(text)
+    print(text)
+    log(f"wrote {path} and {path.with_suffix('.md')}")

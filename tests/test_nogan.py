@@ -186,26 +186,31 @@ def test_orange_share_hand_values():
     assert orange_share(img) == 0.25
 
 
-def test_generator_pretraining_resumes_exactly(data, tmp_path, monkeypatch):
+def _pretrain_killed_at_step(monkeypatch, step: int, **cfg) -> None:
+    """Stage 1 interrupted (KeyboardInterrupt) inside its ``step``-th step, like a kill."""
     import streamcolor.training.pretrain_generator as stage1
 
+    real_loss = stage1.generator_loss
+    calls = []
+
+    def dies(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(stage1, "generator_loss", dies)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(PretrainConfig(**cfg))
+    monkeypatch.setattr(stage1, "generator_loss", real_loss)
+
+
+def test_generator_pretraining_resumes_exactly(data, tmp_path, monkeypatch):
     cfg = dict(train=str(data / "train"), arch="unet_tiny",
                phases=(Phase(64, 4, 2, True), Phase(64, 4, 3, False)),
                pretrained_encoder=False, feature_loss_pretrained=False, bf16=False,
                checkpoint_every=1, log_every=1)
-    real_loss = stage1.generator_loss
-    calls = []
-
-    def dies_at_step_4(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt  # killed inside the unfrozen phase
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(stage1, "generator_loss", dies_at_step_4)
-    with pytest.raises(KeyboardInterrupt):
-        pretrain(PretrainConfig(run=str(tmp_path / "a"), **cfg))
-    monkeypatch.setattr(stage1, "generator_loss", real_loss)
+    _pretrain_killed_at_step(monkeypatch, 4, run=str(tmp_path / "a"), **cfg)  # unfrozen phase
     assert torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["step"] == 3
     pretrain(PretrainConfig(run=str(tmp_path / "a"), **cfg))
     pretrain(PretrainConfig(run=str(tmp_path / "b"), **cfg))
@@ -341,24 +346,10 @@ def test_resume_does_not_duplicate_log_rows(data, tmp_path, monkeypatch):
     once: 1, 2, 3, 4, 5, not 1, 2, 3, 3, 4, 5."""
     import csv
 
-    import streamcolor.training.pretrain_generator as stage1
-
     cfg = dict(train=str(data / "train"), arch="unet_tiny", phases=(Phase(64, 4, 5, True),),
                pretrained_encoder=False, feature_loss_pretrained=False, bf16=False,
                checkpoint_every=2, log_every=1)
-    real_loss = stage1.generator_loss
-    calls = []
-
-    def dies_at_step_4(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(stage1, "generator_loss", dies_at_step_4)
-    with pytest.raises(KeyboardInterrupt):
-        pretrain(PretrainConfig(run=str(tmp_path / "a"), **cfg))
-    monkeypatch.setattr(stage1, "generator_loss", real_loss)
+    _pretrain_killed_at_step(monkeypatch, 4, run=str(tmp_path / "a"), **cfg)
 
     def steps() -> list[int]:
         with open(tmp_path / "a" / "log.csv", newline="") as f:

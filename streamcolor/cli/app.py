@@ -74,28 +74,36 @@ def _seconds_in(lo: float, hi: float) -> Callable[[str], float]:
 _seconds = _seconds_in(0.1, 3600)
 
 
-def _saturation(text: str) -> float:
+def _float_in(lo: float, hi: Callable[[], float]) -> Callable[[str], float]:
+    """argparse type: a number in lo..hi (hi computed when parsing, to keep imports lazy)."""
+
+    def parse(text: str) -> float:
+        top = hi()
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not lo <= v <= top:
+            raise argparse.ArgumentTypeError(f"must be in {lo:g}..{top:g}: {text!r}")
+        return v
+
+    return parse
+
+
+def _max_saturation() -> float:
     from streamcolor.model.colorizer import MAX_SATURATION
 
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= v <= MAX_SATURATION:
-        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_SATURATION:g}: {text!r}")
-    return v
+    return MAX_SATURATION
 
 
-def _strength(text: str) -> float:
+def _max_strength() -> float:
     from streamcolor.temporal.smoother import MAX_STRENGTH
 
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= v <= MAX_STRENGTH:
-        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_STRENGTH}: {text!r}")
-    return v
+    return MAX_STRENGTH
+
+
+_saturation = _float_in(0.0, _max_saturation)
+_strength = _float_in(0.0, _max_strength)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,8 +34,9 @@ def summary(r: BatchResult, out: Path) -> str:
 def run_batch_command(a: argparse.Namespace, stop: StopToken) -> tuple[int, str | None]:
     from rich.console import Console
 
-    from streamcolor.cli.app import _stopped
+    from streamcolor.cli.app import STOP_WORDS
     from streamcolor.cli.progress import make_progress
+    from streamcolor.cli.signals import exit_code
 
     try:
         options = options_from(a)
@@ -72,12 +73,11 @@ def run_batch_command(a: argparse.Namespace, stop: StopToken) -> tuple[int, str 
         if progress is not None and task is not None:
             progress.stop()
     if result.stopped_by is not None:
-        code, _ = _stopped(result.stopped_by, None)
-        from streamcolor.cli.app import STOP_WORDS
-
         word = STOP_WORDS.get(result.stopped_by, "stopped")
-        return code, (f"streamcolor: {word}; {result.done + result.skipped} of {result.total} "
-                      f"files done ({result.failed} failed); the same command continues")
+        done = result.done + result.skipped
+        return exit_code(result.stopped_by), (
+            f"streamcolor: {word}; {done} of {result.total} files done ({result.failed} "
+            "failed); the same command continues")
     if result.failed:
         return 1, (f"streamcolor: error: {result.failed} of {result.total} files failed "
                    f"(listed in {result.failed_list}); {result.done} done, {result.skipped} "

@@ -15,7 +15,7 @@ import glob
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -53,7 +53,6 @@ class BatchResult:
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
-    pixels: int = 0
     stopped_by: str | None = None
     failed_list: Path | None = None
     manifest: Path | None = None
@@ -358,7 +357,3 @@ def _shutdown(pool: ProcessPoolExecutor, kill: bool) -> None:
     else:
         pool.shutdown(wait=True)
 
-
-def iter_chunks(items: list[Any], n: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]

@@ -14,8 +14,9 @@ from typing import Any
 
 from streamcolor.engine.stop import StopRequested, StopToken
 from streamcolor.errors import StreamcolorError, is_allocation_failure
-from streamcolor.jobs.manifest import Fingerprint, sha256_file
+from streamcolor.jobs.manifest import Fingerprint
 from streamcolor.jobs.raster import RasterSettings, TileSmoothers, colorize_raster, compute_stretch
+from streamcolor.model.weights import sha256_file
 
 log = logging.getLogger(__name__)
 

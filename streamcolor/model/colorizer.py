@@ -107,6 +107,9 @@ class Colorizer:
     ``onnxruntime``; every runtime gets the same pre/post-processing, so they give the same
     frames up to their numeric precision.  ``threads`` sets the OpenVINO / ONNX Runtime
     threads of this instance (default: the CPUs available, shared among ``pipelines``).
+    ``temperature`` and ``class_weight`` override a hybrid model's decoding (the annealed-mean
+    temperature, lower = more vivid, and the classification head's share of the chroma; the
+    defaults are the model's own, from its metadata).
     Constructing one changes no process-wide setting; torch's thread count is
     :func:`streamcolor.set_threads`'s job.
     """
@@ -115,10 +118,14 @@ class Colorizer:
                  render_factor: int | None = None, device: str = "auto",
                  precision: str = "auto", batch_size: int | None = None,
                  runtime: str = "auto", threads: int | None = None,
-                 pipelines: int = 1, saturation: float | None = None) -> None:
+                 pipelines: int = 1, saturation: float | None = None,
+                 temperature: float | None = None, class_weight: float | None = None) -> None:
         self.record: WeightsRecord | None = None
         self._saturation = check_saturation(saturation)
         if is_runtime(model):
+            if temperature is not None or class_weight is not None:
+                raise ValueError("a runtime's decoding is fixed; set temperature and "
+                                 "class_weight when it is built")
             self.runtime: Runtime = model  # type: ignore[assignment]
             self.render_factor = check_render_factor(
                 model.contract.render_factor if render_factor is None else render_factor)
@@ -130,6 +137,9 @@ class Colorizer:
         check_threads(threads)
         check_batch_size(batch_size)
         net, contract, sha256, file_format = self._load(model)
+        if temperature is not None or class_weight is not None:
+            contract, net = _with_decoding(contract, net, temperature, class_weight,
+                                           file_format, self.record)
         self.render_factor = check_render_factor(
             contract.render_factor if render_factor is None else render_factor)
         kind = resolve_runtime(runtime, device, file_format)
@@ -156,9 +166,10 @@ class Colorizer:
         from streamcolor.model.weights import WeightsRecord, load_generator, resolve_model
 
         if isinstance(model, ChromaUNet):
+            from streamcolor.model.weights import contract_of
+
             net = model.eval()
-            return (lambda: net), ModelContract(multiple=model.config.multiple), None, \
-                "safetensors"
+            return (lambda: net), contract_of(model), None, "safetensors"
         if model is not None and not isinstance(model, str | WeightsRecord):
             raise TypeError("model must be a model name, a .safetensors path, a WeightsRecord, "
                             f"a ChromaUNet or a Runtime, not {type(model).__name__}")
@@ -265,6 +276,38 @@ class Colorizer:
             img = _rgb_luma(img)
         y = check_luma(img, "image")
         return compose_rgb(y, self.predict([y])[0])
+
+
+def _with_decoding(contract: ModelContract, net: Callable[[], ChromaUNet],
+                   temperature: float | None, class_weight: float | None, file_format: str,
+                   record: WeightsRecord | None,
+                   ) -> tuple[ModelContract, Callable[[], ChromaUNet]]:
+    """A hybrid model's contract and generator loader with its decoding overridden (an
+    annealed-mean temperature and/or the classification head's share)."""
+    from dataclasses import replace
+
+    from streamcolor.model.networks.unet import check_class_weight, check_temperature
+    from streamcolor.model.weights import apply_decoding
+
+    where = str(record.path) if record is not None else "model"
+    if not contract.hybrid:
+        raise ModelError(f"{where}: temperature and class weight apply to models with a "
+                         "classification head (a hybrid head); this model has none")
+    if file_format != "safetensors":
+        raise ModelError(f"{where}: an exported model's decoding is fixed in its graph; "
+                         "export it again with the temperature and class weight wanted")
+    new = replace(contract,
+                  temperature=contract.temperature if temperature is None
+                  else check_temperature(temperature),
+                  class_weight=contract.class_weight if class_weight is None
+                  else check_class_weight(class_weight))
+
+    def decoded() -> ChromaUNet:
+        model = net()
+        apply_decoding(model, new, where)
+        return model
+
+    return new, decoded
 
 
 def _rgb_luma(rgb: np.ndarray) -> np.ndarray:

@@ -5,6 +5,12 @@ and every runtime (torch today, ONNX/OpenVINO later) reads it from there instead
 The luma the pipeline prepares is full-range BT.601 Y scaled to [0, 1]; the contract maps it
 linearly onto the network's ``input_range``.  The network's raw output times
 ``chroma_scale`` is the chroma offset (Cb, Cr) / 255 - 0.5 in [-0.5, 0.5] that the sinks write.
+
+A generator with a hybrid head (regression + classification over quantised chroma) turns its
+two heads into that one chroma output inside the network; how is part of the contract
+(``temperature`` of the annealed mean and the classification head's share, ``class_weight``),
+so an exported graph and the conversion cache are tied to the decoding they were made with.
+Generators without such a head have neither (None).
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ class ModelContract:
     output_channels: tuple[str, ...] = ("Cb", "Cr")
     chroma_scale: float = 1.0  # chroma offset = raw output * chroma_scale
     render_factor: int = 16  # the default render factor (render side = factor * 16 px)
+    temperature: float | None = None  # hybrid head: annealed-mean temperature
+    class_weight: float | None = None  # hybrid head: share of the classification head
+
+    @property
+    def hybrid(self) -> bool:
+        return self.temperature is not None
 
     def __post_init__(self) -> None:
         if self.color_space not in COLOR_SPACES:
@@ -49,6 +61,14 @@ class ModelContract:
         if self.multiple < 1 or self.render_factor < 1 or self.chroma_scale <= 0:
             raise ModelError("the model contract needs a positive multiple, render factor "
                              "and chroma scale")
+        if (self.temperature is None) != (self.class_weight is None):
+            raise ModelError("the model contract needs both a temperature and a class weight "
+                             "(a hybrid head) or neither")
+        if self.temperature is not None and not (
+                0.01 <= self.temperature <= 10.0 and 0.0 <= self.class_weight <= 1.0):
+            raise ModelError(f"the model contract's decoding is out of range (temperature "
+                             f"{self.temperature} in 0.01..10, class weight "
+                             f"{self.class_weight} in 0..1)")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -67,8 +87,9 @@ class ModelContract:
             kw = {k: (int(v) if k in ("multiple", "render_factor") else v) for k, v in kw.items()}
             if "input_range" in kw:
                 kw["input_range"] = tuple(float(x) for x in kw["input_range"])
-            if "chroma_scale" in kw:
-                kw["chroma_scale"] = float(kw["chroma_scale"])
+            for k in ("chroma_scale", "temperature", "class_weight"):
+                if kw.get(k) is not None:
+                    kw[k] = float(kw[k])
             return cls(**kw)
         except (TypeError, ValueError) as e:
             raise ModelError(f"{where}: malformed model contract ({e})") from None

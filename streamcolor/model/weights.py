@@ -108,6 +108,16 @@ def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
+def contract_of(model: ChromaUNet, render_factor: int = 16,
+                chroma_scale: float = 1.0) -> ModelContract:
+    """The contract of an in-memory generator (its current decoding, if it is a hybrid)."""
+    hybrid = model.classes is not None
+    return ModelContract(multiple=model.config.multiple, render_factor=render_factor,
+                         chroma_scale=chroma_scale,
+                         temperature=model.temperature if hybrid else None,
+                         class_weight=model.class_weight if hybrid else None)
+
+
 def save_weights(model: ChromaUNet, path: str | Path, meta: dict[str, Any]) -> str:
     """Export an inference-ready state dict (spectral norm baked in) with metadata; returns sha256.
 
@@ -115,9 +125,7 @@ def save_weights(model: ChromaUNet, path: str | Path, meta: dict[str, Any]) -> s
     """
     state = plain_state_dict(model)
     meta = {"arch": model.config.name, "config": model.config.to_dict(), **meta}
-    meta.setdefault("contract", ModelContract(
-        multiple=model.config.multiple,
-        render_factor=int(meta.get("render_factor", 16))).to_dict())
+    meta.setdefault("contract", contract_of(model, int(meta.get("render_factor", 16))).to_dict())
     contract_from_meta(meta, str(path))  # refuse to write a contract nobody can read
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -226,7 +234,20 @@ def load_generator(record: WeightsRecord, verify: bool = True) -> ChromaUNet:
             f"{record.path}: weights do not fit architecture {record.arch!r} "
             f"({len(missing)} missing, {len(unexpected)} unexpected keys)"
         )
+    apply_decoding(model, record.contract, str(record.path))
     return prepare_for_inference(model)
+
+
+def apply_decoding(model: ChromaUNet, contract: ModelContract, where: str = "model") -> None:
+    """Set a hybrid generator's decoding from ``contract``; a contract with a decoding for a
+    generator without a classification head (or the reverse) is a :class:`ModelError`."""
+    has_head = model.classes is not None
+    if has_head != contract.hybrid:
+        raise ModelError(f"{where}: the contract {'has' if contract.hybrid else 'lacks'} a "
+                         f"hybrid decoding but architecture {model.config.name!r} "
+                         f"{'has no' if not has_head else 'has a'} classification head")
+    if contract.hybrid:
+        model.set_decoding(contract.temperature, contract.class_weight)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -29,6 +29,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory (resumed if it exists)")
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--workers", type=int, default=None,
+                   help="batch-making processes (default: 0 on the CPU, up to 4 on a GPU)")
+    p.add_argument("--min-colorfulness", type=float, default=0.0,
+                   help="drop training photos less colourful than this (BigColor: 15)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,13 +104,20 @@ def _gan_args(g: argparse.ArgumentParser) -> None:
     g.add_argument("--adv-weight", type=float, default=1.0)
     g.add_argument("--l1-weight", type=float, default=5.0)
     g.add_argument("--snapshot-images", type=int, default=None)
+    g.add_argument("--ce-weight", type=float, default=1.0,
+                   help="hybrid generators: weight of the classification head's loss")
 
 
 def _gan_kwargs(a: argparse.Namespace) -> dict:
     return dict(critic_arch=a.critic_arch, size=a.size, batch=a.batch, steps=a.steps,
                 gen_lr=a.gen_lr, critic_lr=a.critic_lr, critic_threshold=a.critic_threshold,
                 adv_weight=a.adv_weight, l1_weight=a.l1_weight,
-                snapshot_images=a.snapshot_images, max_images=a.max_images)
+                snapshot_images=a.snapshot_images, max_images=a.max_images,
+                ce_weight=a.ce_weight, **_data_kwargs(a))
+
+
+def _data_kwargs(a: argparse.Namespace) -> dict:
+    return dict(device=a.device, min_colorfulness=a.min_colorfulness)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,22 +156,24 @@ def _run_stage(argv: list[str]) -> None:
     if a.stage == "render":
         gan.render(gan.RenderConfig(train=a.train, generator=a.generator, run=a.run,
                                     size=a.size, count=a.count, batch=a.batch,
-                                    max_images=a.max_images))
+                                    max_images=a.max_images, **_data_kwargs(a)))
     elif a.stage == "critic":
         gan.pretrain_critic(gan.CriticConfig(train=a.train, fakes=a.fakes, run=a.run,
                                              arch=a.arch, size=a.size, batch=a.batch,
                                              steps=a.steps, lr=a.lr, init=a.init,
-                                             max_images=a.max_images))
+                                             max_images=a.max_images, workers=a.workers,
+                                             **_data_kwargs(a)))
     elif a.stage == "gan":
         gan.train_gan(gan.GanConfig(train=a.train, generator=a.generator, critic=a.critic,
-                                    run=a.run, **_gan_kwargs(a)))
+                                    run=a.run, workers=a.workers, **_gan_kwargs(a)))
     elif a.stage == "cycle":
         kw = _gan_kwargs(a)
         gan.cycle(a.train, a.generator, a.run, a.cycles,
                   {"count": a.render_count, "size": min(a.size, 128),
-                   "max_images": a.max_images},
+                   "max_images": a.max_images, **_data_kwargs(a)},
                   {"arch": a.critic_arch, "steps": a.critic_steps, "size": min(a.size, 128),
-                   "max_images": a.max_images}, kw, critic_init=a.critic)
+                   "max_images": a.max_images, "workers": a.workers, **_data_kwargs(a)},
+                  {**kw, "workers": a.workers}, critic_init=a.critic)
     elif a.stage == "select":
         select_main(a)
 

@@ -3,12 +3,19 @@
 Augmentation (random resized crop, horizontal flip) is sampled once per sample and applied to
 the colour image; the gray input is derived from that same augmented image, so input and
 target always match.
+
+Each training step's batch is a pure function of (seed, step) (:func:`make_batch`), so a
+resumed run sees exactly the batches an uninterrupted one would, however the batches are
+made: on the training thread, or ahead of it by :class:`BatchLoader`'s worker processes
+(a torch ``DataLoader`` over step numbers; what a GPU run wants, so the accelerator never
+waits for JPEG crops).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -43,13 +50,40 @@ def load_rgb(path: Path, max_short_side: int | None = None) -> np.ndarray:
 
 
 class ImageBank:
-    """Decoded images kept in memory (the training set here is ~1.7 GB decoded)."""
+    """Decoded images kept in memory (the training set here is ~1.7 GB decoded).
+
+    ``min_colorfulness`` drops near-colourless photos (sepia, faded, nearly gray: they teach
+    the generator that dull is right), by Hasler & Süsstrunk's colourfulness of the whole
+    image; BigColor drops those under 15."""
 
     def __init__(self, folder: str | Path, max_short_side: int | None = 256,
-                 limit: int | None = None) -> None:
-        self.files = list_images(folder)[:limit]
-        self.images = [load_rgb(p, max_short_side) for p in self.files]
-        log.info("loaded %d images from %s", len(self.images), folder)
+                 limit: int | None = None, min_colorfulness: float = 0.0) -> None:
+        files = list_images(folder)[:limit]
+        images = [load_rgb(p, max_short_side) for p in files]
+        self.dropped: list[Path] = []
+        if min_colorfulness > 0:
+            from streamcolor.color import colorfulness
+
+            keep = [colorfulness(im) >= min_colorfulness for im in images]
+            self.dropped = [f for f, k in zip(files, keep, strict=True) if not k]
+            files = [f for f, k in zip(files, keep, strict=True) if k]
+            images = [im for im, k in zip(images, keep, strict=True) if k]
+            if not images:
+                raise ValueError(f"{folder}: no image has a colourfulness of at least "
+                                 f"{min_colorfulness:g}")
+        self.files, self.images = files, images
+        log.info("loaded %d images from %s%s", len(self.images), folder,
+                 f" ({len(self.dropped)} under colourfulness {min_colorfulness:g} dropped)"
+                 if self.dropped else "")
+
+    def chroma_samples(self, size: int = 32) -> np.ndarray:
+        """(N, 2) Cb/Cr offsets of every image shrunk to ``size``² (for the bins' prior)."""
+        from streamcolor.color import rgb_to_ycbcr
+
+        out = [rgb_to_ycbcr(cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
+                            .astype(np.float32) / 255.0)[..., 1:].reshape(-1, 2)
+               for im in self.images]
+        return np.concatenate(out)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -86,12 +120,73 @@ def to_tensor(batch: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
 
-def batches(bank: ImageBank, size: int, batch_size: int, seed: int,
-            start_step: int = 0) -> Iterator[torch.Tensor]:
-    """Endless stream of augmented RGB batches; deterministic given (seed, step)."""
-    step = start_step
-    while True:
-        rng = np.random.default_rng([seed, step])
-        idx = rng.integers(0, len(bank), size=batch_size)
-        yield to_tensor([random_crop(bank.images[i], size, rng) for i in idx])
-        step += 1
+def make_batch(bank: ImageBank, size: int, batch_size: int, seed: int,
+               step: int) -> torch.Tensor:
+    """The augmented RGB batch of ``step``: a pure function of (seed, step)."""
+    rng = np.random.default_rng([seed, step])
+    idx = rng.integers(0, len(bank), size=batch_size)
+    return to_tensor([random_crop(bank.images[i], size, rng) for i in idx])
+
+
+class _StepBatches(torch.utils.data.Dataset):
+    """Map-style dataset whose item ``step`` is that step's (step, batch)."""
+
+    def __init__(self, bank: ImageBank, plan: Callable[[int], tuple[int, int]],
+                 seed: int) -> None:
+        self.bank, self.plan, self.seed = bank, plan, seed
+
+    def __len__(self) -> int:  # the sampler decides which steps are asked for
+        return 1 << 62
+
+    def __getitem__(self, step: int) -> tuple[int, torch.Tensor]:
+        size, batch = self.plan(step)
+        return step, make_batch(self.bank, size, batch, self.seed, step)
+
+
+class BatchLoader:
+    """The batches of steps ``start, start + 1, ...`` in order, made by ``workers`` processes
+    ahead of the training loop (0: on the calling thread, when asked).
+
+    ``plan(step)`` gives that step's (crop size, batch size), so progressive phases work;
+    ``pin`` pins host memory for fast copies to a GPU.  :meth:`get` checks that the batch it
+    returns is the step asked for, so resuming can never shift the data."""
+
+    def __init__(self, bank: ImageBank, plan: Callable[[int], tuple[int, int]], seed: int,
+                 workers: int = 0, pin: bool = False, prefetch: int = 4) -> None:
+        self.dataset = _StepBatches(bank, plan, seed)
+        self.workers, self.pin, self.prefetch = workers, pin, prefetch
+        self._it: Iterator[tuple[int, torch.Tensor]] | None = None
+        self._next = -1
+
+    def _start(self, step: int) -> None:
+        if self.workers <= 0:
+            self._it = (self.dataset[s] for s in itertools.count(step))
+        else:
+            self._it = iter(torch.utils.data.DataLoader(
+                self.dataset, batch_size=None, sampler=itertools.count(step),
+                num_workers=self.workers, pin_memory=self.pin,
+                prefetch_factor=self.prefetch, persistent_workers=False,
+                worker_init_fn=_one_thread))
+        self._next = step
+
+    def get(self, step: int) -> torch.Tensor:
+        if self._it is None or step != self._next:
+            self.close()
+            self._start(step)
+        assert self._it is not None
+        got, batch = next(self._it)
+        if got != step:
+            raise RuntimeError(f"data loader out of step: asked for {step}, got {got}")
+        self._next = step + 1
+        return batch
+
+    def close(self) -> None:
+        shutdown = getattr(self._it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        self._it = None
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)  # a worker's OpenCV/numpy work must not fight the trainer
+    cv2.setNumThreads(1)

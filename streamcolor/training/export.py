@@ -14,8 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from streamcolor.io.atomic import write_bytes_atomic
-from streamcolor.model.contract import ModelContract
-from streamcolor.model.weights import INDEX_NAME, load_checkpoint, models_dir, save_weights
+from streamcolor.model.weights import (
+    INDEX_NAME,
+    contract_of,
+    load_checkpoint,
+    models_dir,
+    save_weights,
+)
 
 
 def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor: int,
@@ -24,8 +29,7 @@ def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor:
                  chroma_scale: float = 1.0) -> Path:
     """Write ``out_dir/NAME.safetensors`` and its record in ``models.json``;
     ``chroma_scale`` (in the contract) multiplies the network's chroma at inference."""
-    contract = ModelContract(multiple=model.config.multiple, render_factor=render_factor,
-                             chroma_scale=chroma_scale)
+    contract = contract_of(model, render_factor, chroma_scale)
     meta: dict[str, Any] = {
         "name": name,
         "render_factor": render_factor,

@@ -28,9 +28,10 @@ import torch.nn.functional as F
 
 from streamcolor.model.networks import create_critic, create_generator
 from streamcolor.model.weights import load_checkpoint
-from streamcolor.training.data import ImageBank, batches, random_crop, to_tensor
+from streamcolor.training.data import BatchLoader, ImageBank, random_crop, to_tensor
+from streamcolor.training.device import autocast, data_workers, training_device
 from streamcolor.training.loop import LoopState, run_loop
-from streamcolor.training.losses import FeatureLoss, colorize_batch
+from streamcolor.training.losses import ClassBalance, FeatureLoss, colorize_batch, run_generator
 from streamcolor.training.run import RunDir
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,15 @@ def generator_weights(checkpoint: str | Path | dict[str, Any],
     return state["arch"], state["model"]  # stage-1 (pretrain_generator) checkpoints
 
 
-def generator_with(arch: str, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+def generator_with(arch: str, weights: dict[str, torch.Tensor],
+                   load: bool = True) -> torch.nn.Module:
     """The generator holding ``weights``: spectral-normed, or plain where the weights are
-    (a fine-tune of a shipped model, whose spectral norm is baked in)."""
+    (a fine-tune of a shipped model, whose spectral norm is baked in); ``load=False`` builds
+    it without loading them."""
     spectral = any("parametrizations." in k for k in weights)
     model = create_generator(arch, spectral_norm=None if spectral else False)
-    model.load_state_dict(weights)
+    if load:
+        model.load_state_dict(weights)
     return model
 
 
@@ -73,6 +77,8 @@ class RenderConfig:
     seed: int = 1
     max_images: int | None = None
     bf16: bool = True
+    device: str = "auto"
+    min_colorfulness: float = 0.0
 
 
 def render(cfg: RenderConfig, bank: ImageBank | None = None) -> Path:
@@ -82,8 +88,10 @@ def render(cfg: RenderConfig, bank: ImageBank | None = None) -> Path:
         log.info("fakes already rendered: %s", out)
         return out
     run.save_config({"stage": "render", **asdict(cfg)})
-    bank = bank or ImageBank(cfg.train, limit=cfg.max_images)
-    model = load_generator_from(cfg.generator).eval()
+    bank = bank or ImageBank(cfg.train, limit=cfg.max_images,
+                                min_colorfulness=cfg.min_colorfulness)
+    device = training_device(cfg.device)
+    model = load_generator_from(cfg.generator).eval().to(device)
     rng = np.random.default_rng(cfg.seed)
     fakes = np.empty((cfg.count, cfg.size, cfg.size, 3), np.uint8)
     with torch.inference_mode():
@@ -91,9 +99,9 @@ def render(cfg: RenderConfig, bank: ImageBank | None = None) -> Path:
             n = min(cfg.batch, cfg.count - start)
             idx = rng.integers(0, len(bank), size=n)
             rgb = to_tensor([random_crop(bank.images[i], cfg.size, rng) for i in idx])
-            fake = colorize_batch(model, rgb, cfg.bf16)[2]
-            fakes[start:start + n] = (fake.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(
-                np.uint8)
+            fake = colorize_batch(model, rgb.to(device), cfg.bf16)[2]
+            fakes[start:start + n] = (fake.permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5
+                                      ).astype(np.uint8)
     tmp = run.path / "fakes.tmp.npy"
     np.save(tmp, fakes)
     tmp.replace(out)
@@ -117,6 +125,9 @@ class CriticConfig:
     init: str | None = None  # critic checkpoint to start from (later cycles)
     log_every: int = 25
     checkpoint_every: int = 200
+    device: str = "auto"
+    workers: int | None = None
+    min_colorfulness: float = 0.0
 
 
 def _fake_batch(fakes: np.ndarray, n: int, rng: np.random.Generator) -> torch.Tensor:
@@ -141,25 +152,34 @@ def pretrain_critic(cfg: CriticConfig, bank: ImageBank | None = None) -> Path:
     run = RunDir(cfg.run)
     run.save_config({"stage": "critic", **asdict(cfg)})
     fakes = np.load(cfg.fakes, mmap_mode="r")  # before the (slow) image loading
-    bank = bank or ImageBank(cfg.train, limit=cfg.max_images)
+    bank = bank or ImageBank(cfg.train, limit=cfg.max_images,
+                                min_colorfulness=cfg.min_colorfulness)
+    device = training_device(cfg.device)
     critic = create_critic(cfg.arch)
     if cfg.init:
         critic.load_state_dict(load_checkpoint(cfg.init)["modules"]["critic"])
+    critic.to(device)
     opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.0, 0.9))
+    loader = BatchLoader(bank, lambda _: (cfg.size, cfg.batch), cfg.seed,
+                         data_workers(device, cfg.workers), pin=device.type == "cuda")
 
     def step(state: LoopState) -> dict[str, float]:
         critic.train()
-        real = next(batches(bank, cfg.size, cfg.batch, cfg.seed, start_step=state.step))
+        real = loader.get(state.step).to(device, non_blocking=True)
         fake = _fake_batch(fakes, cfg.batch, np.random.default_rng([cfg.seed, 7, state.step]))
-        loss, acc = critic_loss(critic, real, fake)
+        loss, acc = critic_loss(critic, real, fake.to(device, non_blocking=True))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         state.images += 2 * cfg.batch
         return {"critic_loss": loss.item(), "critic_acc": acc}
 
-    run_loop(run, {"critic": critic}, {"critic": opt}, step, cfg.steps,
-             log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every, label="critic")
+    try:
+        run_loop(run, {"critic": critic}, {"critic": opt}, step, cfg.steps,
+                 log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+                 label="critic")
+    finally:
+        loader.close()
     return run.checkpoint
 
 
@@ -188,12 +208,16 @@ class GanConfig:
     feature_loss_pretrained: bool = True
     log_every: int = 10
     checkpoint_every: int = 50
+    ce_weight: float = 1.0  # hybrid generators: the classification head's cross-entropy
+    device: str = "auto"
+    workers: int | None = None
+    min_colorfulness: float = 0.0
 
 
 # Every logged GAN row has the same columns (NaN where a mode has no value), so log.csv
 # stays one table.
 _GAN_ROW = dict.fromkeys(("mode", "critic_loss", "critic_acc", "gen_loss", "adv", "feature",
-                          "l1"), float("nan"))
+                          "l1", "ce"), float("nan"))
 
 
 def gan_snapshot_every(cfg: GanConfig, n_images: int) -> int:
@@ -206,17 +230,24 @@ def train_gan(cfg: GanConfig, bank: ImageBank | None = None) -> Path:
     torch.manual_seed(cfg.seed)
     run = RunDir(cfg.run)
     run.save_config({"stage": "gan", **asdict(cfg)})
-    bank = bank or ImageBank(cfg.train, limit=cfg.max_images)
-    gen = load_generator_from(cfg.generator, cfg.arch)
+    bank = bank or ImageBank(cfg.train, limit=cfg.max_images,
+                                min_colorfulness=cfg.min_colorfulness)
+    device = training_device(cfg.device)
+    gen = load_generator_from(cfg.generator, cfg.arch).to(device)
     arch = cfg.arch or gen.config.name
     critic = create_critic(cfg.critic_arch)
     critic.load_state_dict(load_checkpoint(cfg.critic)["modules"]["critic"])
+    critic.to(device)
     for p in gen.encoder_parameters():
         p.requires_grad_(False)  # encoder frozen during the GAN phase
     gen_opt = torch.optim.Adam(gen.decoder_parameters(), lr=cfg.gen_lr, betas=(0.0, 0.9))
     crit_opt = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, betas=(0.0, 0.9))
-    feat = FeatureLoss(pretrained=cfg.feature_loss_pretrained)
+    feat = FeatureLoss(pretrained=cfg.feature_loss_pretrained).to(device)
     every = gan_snapshot_every(cfg, len(bank))
+    balance = ClassBalance(bank.chroma_samples(), device=device) \
+        if gen.classes is not None else None
+    loader = BatchLoader(bank, lambda _: (cfg.size, cfg.batch), cfg.seed,
+                         data_workers(device, cfg.workers), pin=device.type == "cuda")
 
     def step(state: LoopState) -> dict[str, float]:
         ex = state.extra
@@ -224,7 +255,7 @@ def train_gan(cfg: GanConfig, bank: ImageBank | None = None) -> Path:
         ex.setdefault("gen_images", 0)
         ex.setdefault("next_snapshot", every)
         ex["arch"] = arch
-        real = next(batches(bank, cfg.size, cfg.batch, cfg.seed, start_step=state.step))
+        real = loader.get(state.step).to(device, non_blocking=True)
         gen.train()
         gen.encoder.eval()
         critic.train()
@@ -239,13 +270,19 @@ def train_gan(cfg: GanConfig, bank: ImageBank | None = None) -> Path:
             if loss.item() < cfg.critic_threshold:
                 ex["gen_mode"] = True
             return {**_GAN_ROW, "mode": 0.0, "critic_loss": loss.item(), "critic_acc": acc}
-        chroma, target, fake = colorize_batch(gen, real, cfg.bf16)
+        out = run_generator(gen, real, cfg.bf16)
+        fake = out.rgb
         logits = critic(fake)
         adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-        l1 = F.l1_loss(chroma, target)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        l1 = F.l1_loss(out.regression, out.target)
+        with autocast(device, cfg.bf16):
             fl = feat(fake, real).float()
         loss = cfg.feature_weight * fl + cfg.l1_weight * l1 + cfg.adv_weight * adv
+        ce = float("nan")
+        if out.logits is not None and balance is not None:
+            ce_t = balance.loss(out.logits, out.target)
+            loss = loss + cfg.ce_weight * ce_t
+            ce = ce_t.item()
         gen_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(gen.decoder_parameters(), 5.0)
@@ -253,7 +290,7 @@ def train_gan(cfg: GanConfig, bank: ImageBank | None = None) -> Path:
         ex["gen_mode"] = False  # one generator step, then back to the critic
         ex["gen_images"] += cfg.batch
         return {**_GAN_ROW, "mode": 1.0, "gen_loss": loss.item(), "adv": adv.item(),
-                "feature": fl.item(), "l1": l1.item()}
+                "feature": fl.item(), "l1": l1.item(), "ce": ce}
 
     def snapshot(state: LoopState) -> str | None:
         ex = state.extra
@@ -262,10 +299,13 @@ def train_gan(cfg: GanConfig, bank: ImageBank | None = None) -> Path:
             return f"ckpt_{ex['gen_images']:08d}.pt"
         return None
 
-    run_loop(run, {"generator": gen, "critic": critic},
-             {"generator": gen_opt, "critic": crit_opt}, step, cfg.steps,
-             log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
-             snapshot=snapshot, snapshot_modules=("generator",), label="gan")
+    try:
+        run_loop(run, {"generator": gen, "critic": critic},
+                 {"generator": gen_opt, "critic": crit_opt}, step, cfg.steps,
+                 log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+                 snapshot=snapshot, snapshot_modules=("generator",), label="gan")
+    finally:
+        loader.close()
     return run.checkpoint
 
 
@@ -277,7 +317,8 @@ def cycle(train: str, generator: str, run: str, cycles: int, render_cfg: dict[st
     each cycle lives in ``RUN/cycle_N/{render,critic,gan}``.  The critic continues from
     ``critic_init`` (e.g. the previous GAN run's checkpoint), later cycles from the previous
     cycle's.  Returns the last GAN run."""
-    bank = bank or ImageBank(train, limit=render_cfg.get("max_images"))
+    bank = bank or ImageBank(train, limit=render_cfg.get("max_images"),
+                             min_colorfulness=render_cfg.get("min_colorfulness", 0.0))
     current = generator
     critic_from = critic_init
     gan_dir = Path(run)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from streamcolor.training.device import rng_state, set_rng_state
 from streamcolor.training.run import RunDir
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def run_loop(run: RunDir, modules: Mapping[str, torch.nn.Module],
             o.load_state_dict(saved["optimizers"][name])
         state = LoopState(int(saved["step"]), int(saved["images"]), dict(saved["extra"]))
         if "rng" in saved:  # dropout etc. continue exactly as without the interruption
-            torch.set_rng_state(saved["rng"])
+            set_rng_state(saved["rng"])
         log.info("resumed %s at step %d", run.path, state.step)
 
     def save(snapshot_name: str | None = None) -> None:
@@ -61,7 +62,7 @@ def run_loop(run: RunDir, modules: Mapping[str, torch.nn.Module],
         run.save_state({"modules": {n: m.state_dict() for n, m in modules.items()},
                         "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
                         "step": state.step, "images": state.images, "extra": state.extra,
-                        "rng": torch.get_rng_state()},
+                        "rng": rng_state()},
                        snapshot=snapshot_name,
                        snapshot_state={"modules": {n: modules[n].state_dict() for n in keep},
                                        "step": state.step, "images": state.images,

@@ -23,9 +23,15 @@ import torch
 import torch.nn.functional as F
 
 from streamcolor.model.networks import create_generator
-from streamcolor.training.data import ImageBank, batches
+from streamcolor.training.data import BatchLoader, ImageBank
+from streamcolor.training.device import autocast, data_workers, training_device
 from streamcolor.training.loop import LoopState, run_loop
-from streamcolor.training.losses import FeatureLoss, colorfulness_hinge, colorize_batch
+from streamcolor.training.losses import (
+    ClassBalance,
+    FeatureLoss,
+    colorfulness_hinge,
+    run_generator,
+)
 from streamcolor.training.run import RunDir
 
 log = logging.getLogger(__name__)
@@ -50,7 +56,7 @@ class Phase:
 class PretrainConfig:
     train: str
     run: str
-    arch: str = "unet_lite0"
+    arch: str | None = None  # default: the --init model's, else unet_lite0
     phases: tuple[Phase, ...] = (Phase(128, 16, 3000, True), Phase(128, 16, 2000, False))
     lr: float = 1e-3
     encoder_lr_ratio: float = 0.1
@@ -67,7 +73,13 @@ class PretrainConfig:
     feature_loss_pretrained: bool = True
     threads: int | None = None
     init: str | None = None  # checkpoint whose generator weights start this run
-
+    device: str = "auto"  # auto | cpu | cuda
+    workers: int | None = None  # batch-making processes (default: 0 on CPU, up to 4 on GPU)
+    min_colorfulness: float = 0.0  # drop training photos less colourful than this
+    # hybrid head (architectures with a classification head)
+    ce_weight: float = 1.0  # rebalanced cross-entropy over the chroma bins
+    rebalance: bool = True  # Zhang's class rebalancing (lambda 0.5)
+    feature_on: str = "class"  # the feature loss sees the annealed mean ("class") or "output"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -94,15 +106,26 @@ def phase_at(phases: tuple[Phase, ...], step: int) -> tuple[int, int]:
 
 
 def generator_loss(model, feat_loss: FeatureLoss, rgb: torch.Tensor, cfg: PretrainConfig,
+                   balance: ClassBalance | None = None,
                    ) -> tuple[torch.Tensor, dict[str, float]]:
-    pred, target, pred_rgb = colorize_batch(model, rgb, cfg.bf16)
-    l1 = F.l1_loss(pred, target)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-        feat = feat_loss(pred_rgb, rgb)
+    """L1 on the regression head's chroma + the feature loss (on the annealed mean's RGB for a
+    hybrid generator, as ``feature_on`` says) [+ the rebalanced cross-entropy of the
+    classification head] [+ the colourfulness hinge on the output]."""
+    out = run_generator(model, rgb, cfg.bf16)
+    l1 = F.l1_loss(out.regression, out.target)
+    seen = out.class_rgb if out.class_rgb is not None and cfg.feature_on == "class" else out.rgb
+    with autocast(rgb.device, cfg.bf16):
+        feat = feat_loss(seen, rgb)
     loss = cfg.l1_weight * l1 + cfg.feature_weight * feat.float()
     parts = {"l1": l1.item(), "feature": feat.item()}
+    if out.logits is not None:
+        if balance is None:
+            raise ValueError("a hybrid generator needs the classification targets (balance)")
+        ce = balance.loss(out.logits, out.target)
+        loss = loss + cfg.ce_weight * ce
+        parts["ce"] = ce.item()
     if cfg.cf_weight:
-        hinge = colorfulness_hinge(pred_rgb, rgb)
+        hinge = colorfulness_hinge(out.rgb, rgb)
         loss = loss + cfg.cf_weight * hinge
         parts["cf_hinge"] = hinge.item()
     return loss, parts
@@ -120,6 +143,43 @@ def _shipped_init(init: str | None):
     return None
 
 
+def _initial_generator(cfg: PretrainConfig):
+    """(generator, its arch, weights to load on a fresh run or None).  A generator with a
+    classification head may start from its plain twin's weights (the head starts at zero)."""
+    shipped = _shipped_init(cfg.init)
+    if shipped is not None:  # its spectral norm is baked in: fine-tune the plain weights
+        from safetensors.torch import load_file
+
+        arch = cfg.arch or shipped.arch
+        return create_generator(arch, spectral_norm=False), arch, (shipped, load_file)
+    if cfg.init:
+        from streamcolor.training.gan import generator_weights, generator_with
+
+        found, weights = generator_weights(cfg.init)
+        arch = cfg.arch or found
+        return generator_with(arch, weights, load=False), arch, weights
+    arch = cfg.arch or "unet_lite0"
+    return create_generator(arch, pretrained_encoder=cfg.pretrained_encoder), arch, None
+
+
+def load_init_weights(model, weights: dict[str, torch.Tensor], where: str) -> None:
+    """Load ``weights``; keys missing from them are allowed only for a classification head
+    (warm-starting a hybrid from its plain twin)."""
+    from streamcolor.errors import ModelError
+
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError:
+        raise ModelError(f"{where}: weights do not fit {model.config.name} (shapes differ)"
+                         ) from None
+    if unexpected or any(not k.startswith("classes.") for k in missing):
+        raise ModelError(f"{where}: weights do not fit {model.config.name} ({len(missing)} "
+                         f"missing, {len(unexpected)} unexpected keys)")
+    if missing:
+        log.info("%s: the classification head starts from zero (%d tensors)", where,
+                 len(missing))
+
+
 def train(cfg: PretrainConfig) -> Path:
     """Run (or resume) stage 1 through the loop every stage shares (:mod:`.loop`)."""
     if cfg.threads:
@@ -128,20 +188,20 @@ def train(cfg: PretrainConfig) -> Path:
         configure_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
+    device = training_device(cfg.device)
     run = RunDir(cfg.run)
-    run.save_config(cfg.to_dict())
-    shipped = _shipped_init(cfg.init)
-    init_weights = None
-    if shipped is not None:  # its spectral norm is baked in: fine-tune the plain weights
-        model = create_generator(shipped.arch, spectral_norm=False)
-    elif cfg.init:
-        from streamcolor.training.gan import generator_weights, generator_with
-
-        arch, init_weights = generator_weights(cfg.init)
-        model = generator_with(arch, init_weights)  # plain where the checkpoint's are
-    else:
-        model = create_generator(cfg.arch, pretrained_encoder=cfg.pretrained_encoder)
+    model, arch, init = _initial_generator(cfg)
+    run.save_config({**cfg.to_dict(), "arch": arch})
     feat_loss = FeatureLoss(pretrained=cfg.feature_loss_pretrained)
+    if init is not None and not run.checkpoint.exists():
+        if isinstance(init, tuple):
+            record, load_file = init
+            record.verify()
+            init = load_file(str(record.path))
+        load_init_weights(model, init, str(cfg.init))
+        log.info("initialised the generator from %s", cfg.init)
+    model.to(device)
+    feat_loss.to(device)
     opt = torch.optim.AdamW(
         [
             {"params": model.decoder_parameters(), "lr": cfg.lr},
@@ -149,20 +209,21 @@ def train(cfg: PretrainConfig) -> Path:
         ],
         weight_decay=cfg.weight_decay,
     )
-    if cfg.init and not run.checkpoint.exists():
-        if shipped is not None:
-            from safetensors.torch import load_file
-
-            shipped.verify()
-            model.load_state_dict(load_file(str(shipped.path)))
-        else:
-            model.load_state_dict(init_weights)
-        log.info("initialised the generator from %s", cfg.init)
-    bank = ImageBank(cfg.train, max_short_side=256, limit=cfg.max_images)
+    bank = ImageBank(cfg.train, max_short_side=256, limit=cfg.max_images,
+                     min_colorfulness=cfg.min_colorfulness)
+    balance = ClassBalance(bank.chroma_samples(), cfg.rebalance, device) \
+        if model.classes is not None else None
     total = sum(p.steps for p in cfg.phases)
 
+    def plan(step: int) -> tuple[int, int]:
+        p = cfg.phases[min(phase_at(cfg.phases, step)[0], len(cfg.phases) - 1)]
+        return p.size, p.batch
+
+    loader = BatchLoader(bank, plan, cfg.seed, data_workers(device, cfg.workers),
+                         pin=device.type == "cuda")
+
     def step(state: LoopState) -> dict[str, float]:
-        state.extra["arch"] = cfg.arch
+        state.extra["arch"] = arch
         pi, sp = phase_at(cfg.phases, state.step)
         phase = cfg.phases[pi]
         model.train()
@@ -170,12 +231,12 @@ def train(cfg: PretrainConfig) -> Path:
             p.requires_grad_(not phase.frozen_encoder)
         if phase.frozen_encoder:
             model.encoder.eval()  # frozen BN statistics too
-        rgb = next(batches(bank, phase.size, phase.batch, cfg.seed, start_step=state.step))
+        rgb = loader.get(state.step).to(device, non_blocking=True)
         f = lr_factor(sp, phase.steps)
         opt.param_groups[0]["lr"] = cfg.lr * f
         opt.param_groups[1]["lr"] = 0.0 if phase.frozen_encoder else \
             cfg.lr * cfg.encoder_lr_ratio * f
-        loss, parts = generator_loss(model, feat_loss, rgb, cfg)
+        loss, parts = generator_loss(model, feat_loss, rgb, cfg, balance)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -184,8 +245,12 @@ def train(cfg: PretrainConfig) -> Path:
         return {"phase": pi, "size": phase.size, "loss": loss.item(), **parts,
                 "lr": opt.param_groups[0]["lr"]}
 
-    run_loop(run, {"generator": model}, {"generator": opt}, step, total,
-             log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every, label="pretrain")
+    try:
+        run_loop(run, {"generator": model}, {"generator": opt}, step, total,
+                 log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+                 label="pretrain")
+    finally:
+        loader.close()
     return run.checkpoint
 
 
@@ -193,7 +258,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train", required=True, help="folder of colour training images")
     ap.add_argument("--run", required=True, help="run directory (resumed if it exists)")
-    ap.add_argument("--arch", default="unet_lite0")
+    ap.add_argument("--arch", default=None,
+                    help="generator architecture (default: --init's, else unet_lite0); a "
+                    "hybrid such as unet_lite0_hybrid may start from its plain twin")
     ap.add_argument("--phases", default="128:16:3000:frozen,128:16:2000:unfrozen",
                     help="comma list of SIZE:BATCH:STEPS:frozen|unfrozen")
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -207,6 +274,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int)
     ap.add_argument("--init", help="start from this checkpoint's generator, a shipped model's "
                     "name or a .safetensors file (fine-tuning; fresh optimiser)")
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--workers", type=int, default=None,
+                    help="batch-making processes (default: 0 on the CPU, up to 4 on a GPU)")
+    ap.add_argument("--min-colorfulness", type=float, default=0.0,
+                    help="drop training photos less colourful than this (BigColor: 15)")
+    ap.add_argument("--ce-weight", type=float, default=1.0,
+                    help="hybrid head: weight of the rebalanced cross-entropy")
+    ap.add_argument("--no-rebalance", action="store_true",
+                    help="hybrid head: plain cross-entropy (no class rebalancing)")
+    ap.add_argument("--feature-on", choices=("class", "output"), default="class",
+                    help="hybrid head: the feature loss sees the annealed mean or the output")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = PretrainConfig(
@@ -215,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
         l1_weight=a.l1_weight, cf_weight=a.cf_weight, seed=a.seed, bf16=not a.no_bf16,
         max_images=a.max_images,
         checkpoint_every=a.checkpoint_every, threads=a.threads, init=a.init,
+        device=a.device, workers=a.workers, min_colorfulness=a.min_colorfulness,
+        ce_weight=a.ce_weight, rebalance=not a.no_rebalance, feature_on=a.feature_on,
     )
     train(cfg)
 

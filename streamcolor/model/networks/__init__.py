@@ -11,12 +11,18 @@ from streamcolor.model.networks.registry import (
     register_critic,
     register_generator,
 )
-from streamcolor.model.networks.unet import ChromaUNet, GeneratorConfig, prepare_for_inference
+from streamcolor.model.networks.unet import (
+    ChromaUNet,
+    GeneratorConfig,
+    HeadOutputs,
+    prepare_for_inference,
+)
 
 __all__ = [
     "ChromaUNet",
     "CriticConfig",
     "GeneratorConfig",
+    "HeadOutputs",
     "PatchCritic",
     "create_critic",
     "create_generator",

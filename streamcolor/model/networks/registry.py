@@ -76,5 +76,15 @@ register_generator(
     GeneratorConfig(name="unet_tiny", encoder="tiny", middle=16, decoder=(16, 16, 8, 8),
                     attention=True)
 )
+# The hybrid head (regression + classification over quantised chroma): the same U-Nets with a
+# classification head at stride 2; a hybrid warm-starts from its plain twin's weights.
+register_generator(
+    GeneratorConfig(name="unet_lite0_hybrid", encoder="efficientnet-lite0", middle=256,
+                    decoder=(160, 96, 64, 48), attention=True, class_head=64)
+)
+register_generator(
+    GeneratorConfig(name="unet_tiny_hybrid", encoder="tiny", middle=16, decoder=(16, 16, 8, 8),
+                    attention=True, class_head=8)
+)
 register_critic(CriticConfig(name="critic_patch", nf=64, n_blocks=3, dropout=0.15))
 register_critic(CriticConfig(name="critic_tiny", nf=8, n_blocks=1, dropout=0.15))

@@ -393,3 +393,16 @@ def test_colorfulness_stats_both_forms_on_images():
         s = both[form]
         assert s.mean_pred == 0.0 and s.ratio == 0.0  # gray predictions
         assert s.delta_cf == pytest.approx(np.mean([fn(t) for t in truth]))
+
+
+def test_a_gray_output_of_any_luma_has_no_hue():
+    """Float Lab gives R = G = B a chroma of ~1e-5 in a random direction; such near-neutral
+    pixels weigh nothing, so an all-gray output is maximally far from a coloured truth."""
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 256, (48, 48, 3)).astype(np.uint8)
+    luma = (truth @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+    h = HueHistograms()
+    h.update(np.repeat(luma[..., None], 3, axis=2), truth)
+    res = h.result()
+    assert all(res[g].js == 1.0 for g in res if res[g].pixels)
+    assert res["all"].pred_hist.sum() == 0.0

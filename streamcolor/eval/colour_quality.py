@@ -352,6 +352,7 @@ class ColorAccuracyAuc:
 # --------------------------------------------------------------------------------------------
 
 HUE_BINS = 36  # 10 degrees each, bin k covers [10k, 10k + 10)
+HUE_MIN_CHROMA = 1.0  # C*ab below this is neutral: no hue, no weight in the histograms
 GROUPS = ("all", "skin", "sky", "water", "vegetation")
 
 # Chai & Ngan 1999 ("Face segmentation using skin-color map in videophone applications",
@@ -464,7 +465,7 @@ class HueHistograms:
     Each pixel of a group (:func:`group_masks`, defined on the *truth*) adds its chroma
     C*_ab to the bin of its hue h_ab (36 bins of 10°) - the prediction's hue and chroma to
     the prediction histogram, the truth's to the truth histogram - so gray pixels count for
-    nothing.  A prediction with zero weight on a group where the truth has some (an all-gray
+    nothing (C*ab under ``HUE_MIN_CHROMA`` = 1 counts as neutral).  A prediction with zero weight on a group where the truth has some (an all-gray
     output) has JS 1.0 (maximally different); a group with no pixels has JS NaN.
 
     State: per group a pixel count (int64) and two (36,) float64 weight sums.
@@ -484,6 +485,10 @@ class HueHistograms:
         p_hue, p_chroma = _hue_chroma(rgb_u8_to_lab(pred_rgb))
         t_hue, t_chroma = _hue_chroma(truth_lab)
         p_bin, t_bin = _hue_bin(p_hue), _hue_bin(t_hue)
+        # near-neutral pixels have no hue (float Lab gives gray a chroma of ~1e-5 in a
+        # random direction): they weigh nothing
+        p_chroma = np.where(p_chroma >= HUE_MIN_CHROMA, p_chroma, 0.0)
+        t_chroma = np.where(t_chroma >= HUE_MIN_CHROMA, t_chroma, 0.0)
         masks = group_masks(truth_rgb, truth_lab)
         for g, name in enumerate(GROUPS):
             mask = masks[name]

@@ -7,15 +7,31 @@
 Every validation image is converted to its luma, colourised at ``--render-factor`` and
 compared with the original colour image (full resolution, RGB 0..255):
 
-* PSNR and SSIM (RGB), mean over images;
-* colourfulness (Hasler & Süsstrunk) of outputs and ground truth, and the mean per-image
-  |Δcolourfulness|;
-* feature distance: Fréchet distance between EfficientNet-Lite0 feature distributions of the
-  outputs and of the originals, and the orange drift (:mod:`streamcolor.training.inflection`);
+* fidelity: PSNR and SSIM (RGB), mean over images, and **ΔPSNR over gray** on the same
+  images (what colour adds over returning the input);
+* colourfulness in both forms (Hasler & Süsstrunk's signed opponent channels, and the
+  absolute-value form of DDColor's ``calculate_cf``), the set-level ΔCF |mean CF(pred) -
+  mean CF(truth)| (DDColor's), the **colourfulness ratio** mean CF(pred) / mean CF(truth),
+  and the median and 90th percentile of the per-image |ΔCF| (how far each image's colour
+  amount is off, which the set-level gap hides);
+* distribution: the Fréchet distance of EfficientNet-Lite0 features (the FID formula, not
+  Inception features) and KID (unbiased cubic-kernel MMD²) against the truth's, each with a
+  95 % percentile bootstrap interval over images (:mod:`streamcolor.eval.colour_quality`;
+  the FD interval shows the resampling spread, not an unbiased interval: FD is biased
+  upwards at 197 images);
+* colour accuracy: Zhang et al.'s AuC of the per-pixel ab error curve (0..150), plain and
+  class-rebalanced (every truth ab bin counts equally);
+* colour placement: per coarse group (skin, sky, water, vegetation, defined by the truth's
+  pixel colours), the JS divergence between the prediction's and the truth's chroma-weighted
+  hue histograms;
+* the orange drift (:mod:`streamcolor.training.inflection`);
+* each of the per-image measures also per validation subset (file name prefix);
 * baselines: *gray* (zero chroma, i.e. the input itself) and *mean chroma* (the training set's
   mean Cb/Cr added to every pixel).
 
-``--card`` rewrites the table between ``<!-- metrics:start -->`` and ``<!-- metrics:end -->``.
+``--card`` rewrites the tables between ``<!-- metrics:NAME:start -->`` and
+``<!-- metrics:NAME:end -->``.  The PSNR/colourfulness trade-off of gains, temperatures and
+render factors is :mod:`streamcolor.training.pareto`'s.
 """
 
 from __future__ import annotations
@@ -28,20 +44,21 @@ import platform
 import re
 import subprocess
 import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from streamcolor.color import merge_luma_chroma_u8, rgb_to_luma_u8, rgb_to_ycbcr
-from streamcolor.eval.metrics import (
-    colorfulness,
-    colorfulness_abs,
-    feature_stats,
-    frechet_distance,
-    orange_share,
-    psnr,
-    ssim,
+from streamcolor.eval.colour_quality import (
+    ColorAccuracyAuc,
+    HueHistograms,
+    colorfulness_stats_both,
+    frechet_distance_ci,
+    kid_ci,
 )
+from streamcolor.eval.metrics import colorfulness, colorfulness_abs, orange_share, psnr, ssim
 from streamcolor.model.colorizer import Colorizer
 from streamcolor.training.data import list_images, load_rgb
 
@@ -59,19 +76,74 @@ def mean_chroma(folder: str | Path, limit: int = 2000, size: int = 64) -> np.nda
     return np.mean(acc, axis=0).astype(np.float32)
 
 
-def _summary(rows: list[dict[str, float]]) -> dict[str, float]:
-    keys = rows[0].keys()
-    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+def subset_of(path: Path) -> str:
+    """The validation subset a file belongs to: its name's prefix before the first ``_``
+    (``imagenet``, ``bsds500``, ``camvid`` in ``../shared/data/val``), else ``other``."""
+    stem = path.name
+    return stem.split("_", 1)[0] if "_" in stem else "other"
+
+
+class OutputStats:
+    """Everything measured on one output (the model, gray or mean chroma) over a set of
+    images: per-image values kept as lists, the set-level accumulators streaming."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+        self.cf_abs: list[float] = []
+        self.cf_signed: list[float] = []
+        self.truth_cf_abs: list[float] = []
+        self.truth_cf_signed: list[float] = []
+        self.auc = ColorAccuracyAuc()
+        self.hues = HueHistograms()
+
+    def update(self, out: np.ndarray, gt: np.ndarray, truth: dict[str, float],
+               with_ssim: bool = True) -> None:
+        cf, cf_abs = colorfulness(out), colorfulness_abs(out)
+        row = {"psnr": psnr(out, gt), "colorfulness": cf, "colorfulness_abs": cf_abs,
+               "abs_dcolorfulness": abs(cf - truth["colorfulness"]),
+               "orange_drift": orange_share(out) - truth["orange"]}
+        if with_ssim:
+            row["ssim"] = ssim(out, gt)
+        self.rows.append(row)
+        self.cf_abs.append(cf_abs)
+        self.cf_signed.append(cf)
+        self.truth_cf_abs.append(truth["colorfulness_abs"])
+        self.truth_cf_signed.append(truth["colorfulness"])
+        self.auc.update(out, gt)
+        self.hues.update(out, gt)
+
+    def summary(self) -> dict[str, Any]:
+        keys = self.rows[0].keys()
+        res: dict[str, Any] = {k: float(np.mean([r[k] for r in self.rows])) for k in keys}
+        stats = colorfulness_stats_both(np.array(self.cf_abs), np.array(self.truth_cf_abs),
+                                        np.array(self.cf_signed),
+                                        np.array(self.truth_cf_signed))
+        res["cf_stats"] = {form: asdict(v) for form, v in stats.items()}
+        res["colorfulness_ratio_abs"] = stats["abs"].ratio
+        res["delta_cf_abs"] = stats["abs"].delta_cf
+        res["median_abs_dcf_abs"] = stats["abs"].median_abs_diff
+        res["p90_abs_dcf_abs"] = stats["abs"].p90_abs_diff
+        auc = self.auc.result()
+        res["auc"], res["auc_rebalanced"] = auc.auc, auc.auc_rebalanced
+        hues = self.hues.result()
+        res["hue_js"] = {g: h.js for g, h in hues.items()}
+        res["hue_pixels"] = {g: h.pixels for g, h in hues.items()}
+        return res
 
 
 def evaluate(colorizer: Colorizer, val: str | Path, chroma_mean: np.ndarray,
-             limit: int | None = None) -> dict[str, dict[str, float]]:
+             limit: int | None = None, n_boot: int = 200,
+             seed: int = 0) -> dict[str, Any]:
+    """Every measure of the module docstring, for the model and the two baselines, over the
+    whole set (``result[output]``) and per subset (``result["subsets"][name][output]``)."""
     files = list_images(val)[:limit]
     from streamcolor.training.inflection import FeatureExtractor
 
     extractor = FeatureExtractor()
-    per: dict[str, list[dict[str, float]]] = {"model": [], "gray": [], "mean_chroma": []}
-    feats: dict[str, list[np.ndarray]] = {k: [] for k in (*per, "truth")}
+    outputs = ("model", "gray", "mean_chroma")
+    whole = {k: OutputStats() for k in outputs}
+    per_subset: dict[str, dict[str, OutputStats]] = {}
+    feats: dict[str, list[np.ndarray]] = {k: [] for k in (*outputs, "truth")}
     gt_cf: list[float] = []
     gt_cf_abs: list[float] = []
     for p in files:
@@ -82,29 +154,39 @@ def evaluate(colorizer: Colorizer, val: str | Path, chroma_mean: np.ndarray,
             "gray": np.repeat(y[..., None], 3, axis=2),
             "mean_chroma": merge_luma_chroma_u8(y, np.broadcast_to(chroma_mean, (*y.shape, 2))),
         }
-        cf_gt = colorfulness(gt)
-        gt_cf.append(cf_gt)
-        gt_cf_abs.append(colorfulness_abs(gt))
-        orange_gt = orange_share(gt)
+        truth = {"colorfulness": colorfulness(gt), "colorfulness_abs": colorfulness_abs(gt),
+                 "orange": orange_share(gt)}
+        gt_cf.append(truth["colorfulness"])
+        gt_cf_abs.append(truth["colorfulness_abs"])
         feats["truth"].append(extractor(gt))
+        sub = per_subset.setdefault(subset_of(p), {k: OutputStats() for k in outputs})
         for k, out in outs.items():
-            cf = colorfulness(out)
-            per[k].append({"psnr": psnr(out, gt), "ssim": ssim(out, gt), "colorfulness": cf,
-                           "colorfulness_abs": colorfulness_abs(out),
-                           "abs_dcolorfulness": abs(cf - cf_gt),
-                           "orange_drift": orange_share(out) - orange_gt})
+            whole[k].update(out, gt, truth)
+            sub[k].update(out, gt, truth, with_ssim=False)
             feats[k].append(extractor(out))
-    result = {k: _summary(v) for k, v in per.items()}
-    truth_stats = feature_stats(np.stack(feats["truth"]))
-    for k in per:
-        result[k]["feature_distance"] = frechet_distance(*feature_stats(np.stack(feats[k])),
-                                                         *truth_stats)
+    result: dict[str, Any] = {k: v.summary() for k, v in whole.items()}
+    truth_feats = np.stack(feats["truth"])
+    for k in outputs:
+        f = np.stack(feats[k])
+        fd, lo, hi = frechet_distance_ci(f, truth_feats, n_boot=n_boot,
+                                         rng=np.random.default_rng(seed))
+        result[k]["feature_distance"] = fd
+        result[k]["feature_distance_ci"] = [lo, hi]
+        kid_point, klo, khi = kid_ci(f, truth_feats, n_boot=n_boot,
+                                     rng=np.random.default_rng(seed))
+        result[k]["kid"] = kid_point
+        result[k]["kid_ci"] = [klo, khi]
     result["ground_truth"] = {"colorfulness": float(np.mean(gt_cf)),
                               "colorfulness_abs": float(np.mean(gt_cf_abs))}
-    for k in per:  # set-level: the gain over returning the input, the share of the colour
+    for k in outputs:  # set-level: the gain over returning the input
         result[k]["dpsnr_over_gray"] = result[k]["psnr"] - result["gray"]["psnr"]
-        result[k]["colorfulness_ratio_abs"] = (result[k]["colorfulness_abs"]
-                                               / result["ground_truth"]["colorfulness_abs"])
+    result["subsets"] = {}
+    for name, stats in sorted(per_subset.items()):
+        sums = {k: v.summary() for k, v in stats.items()}
+        for k in outputs:
+            sums[k]["dpsnr_over_gray"] = sums[k]["psnr"] - sums["gray"]["psnr"]
+        sums["images"] = len(stats["model"].rows)
+        result["subsets"][name] = sums
     result["images"] = {"count": len(files)}
     return result
 
@@ -135,54 +217,80 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def markdown_table(name: str, res: dict[str, dict[str, float]]) -> str:
-    gt = res["ground_truth"]["colorfulness"]
-    lines = [
-        f"Validation: `{res['meta']['val']}`, {res['images']['count']} images, "
-        f"render factor {res['meta']['render_factor']}, full resolution, RGB 0..255. "
-        f"Ground-truth colourfulness {gt:.1f}.",
-        "",
-        "| output | PSNR (dB) ↑ | SSIM ↑ | colourfulness | \\|Δcolourfulness\\| ↓ | "
-        "feature distance ↓ | orange drift |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for k, label in (("model", f"**{name}**"), ("gray", "gray (input)"),
-                     ("mean_chroma", "mean chroma")):
-        r = res[k]
-        lines.append(f"| {label} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['colorfulness']:.1f} | "
-                     f"{r['abs_dcolorfulness']:.1f} | {r['feature_distance']:.3f} | "
-                     f"{100 * r['orange_drift']:+.2f} % |")
-    lines.append("")
-    lines.append("_Written by `python -m streamcolor.training.evaluate` at commit "
-                 f"{res['meta']['commit']} on {res['meta']['date']} "
-                 f"({res['meta']['seconds']:.0f} s)._")
-    return "\n".join(lines)
+def markdown_table(name: str, res: dict[str, Any]) -> str:
+    """The tables of one model beside the gray and mean-chroma baselines."""
+    return comparison_table({name: res}, res["meta"])
+
+
+def _ci(v: list[float], scale: float = 1.0, fmt: str = ".1f") -> str:
+    return f"[{v[0] * scale:{fmt}}, {v[1] * scale:{fmt}}]"
 
 
 def comparison_table(results: dict[str, dict], meta: dict) -> str:
-    """Several models on one validation set, with the gray baseline: PSNR and its gain over
-    gray, colourfulness in both forms and the absolute form's ratio to the truth."""
+    """Several models on one validation set, with the gray (and mean-chroma) baselines:
+
+    1. fidelity and colour: PSNR and its gain over gray, SSIM, colourfulness in both forms,
+       the absolute form's ratio to the truth, the set-level ΔCF and the median and 90th
+       percentile of per-image |ΔCF| (absolute form), feature distance and KID with 95 %
+       bootstrap intervals, Zhang's AuC plain and rebalanced, the orange drift;
+    2. hue: JS divergence of the chroma-weighted hue histograms per coarse group;
+    3. per validation subset: PSNR gain over gray, colourfulness ratio, median |ΔCF|, AuC.
+    """
     first = next(iter(results.values()))
     gt = first["ground_truth"]
+    rows = [(f"**{name}**", res["model"]) for name, res in results.items()]
+    rows.append(("gray (input)", first["gray"]))
+    if "mean_chroma" in first:
+        rows.append(("mean chroma", first["mean_chroma"]))
     lines = [
         f"Validation: `{meta['val']}`, {first['images']['count']} images, render factor "
         f"{meta['render_factor']}, full resolution, RGB 0..255. Ground truth colourfulness "
         f"{gt['colorfulness_abs']:.1f} (absolute form, DDColor's `calculate_cf`) / "
         f"{gt['colorfulness']:.1f} (signed, Hasler & Süsstrunk).",
         "",
-        "| output | PSNR (dB) ↑ | ΔPSNR over gray | SSIM ↑ | colourfulness (abs) | ratio to "
-        r"truth | colourfulness (signed) | \|ΔCF\| per image ↓ | feature distance ↓ | "
-        "orange drift |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| output | PSNR (dB) ↑ | ΔPSNR over gray | SSIM ↑ | CF abs | ratio to truth | "
+        r"CF signed | ΔCF set ↓ | \|ΔCF\| median ↓ | \|ΔCF\| p90 ↓ | feature distance ↓ "
+        "[95 % CI] | KID ×10³ ↓ [95 % CI] | AuC ↑ | AuC rebal. ↑ | orange drift |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    rows = [(f"**{name}**", res["model"]) for name, res in results.items()]
-    rows.append(("gray (input)", first["gray"]))
     for label, r in rows:
-        lines.append(f"| {label} | {r['psnr']:.2f} | {r['dpsnr_over_gray']:+.2f} | "
-                     f"{r['ssim']:.4f} | {r['colorfulness_abs']:.1f} | "
-                     f"{r['colorfulness_ratio_abs']:.2f} | {r['colorfulness']:.1f} | "
-                     f"{r['abs_dcolorfulness']:.1f} | {r['feature_distance']:.3f} | "
-                     f"{100 * r['orange_drift']:+.2f} % |")
+        lines.append(
+            f"| {label} | {r['psnr']:.2f} | {r['dpsnr_over_gray']:+.2f} | {r['ssim']:.4f} | "
+            f"{r['colorfulness_abs']:.1f} | {r['colorfulness_ratio_abs']:.2f} | "
+            f"{r['colorfulness']:.1f} | {r['delta_cf_abs']:.1f} | "
+            f"{r['median_abs_dcf_abs']:.1f} | {r['p90_abs_dcf_abs']:.1f} | "
+            f"{r['feature_distance']:.1f} {_ci(r['feature_distance_ci'])} | "
+            f"{1e3 * r['kid']:.1f} {_ci(r['kid_ci'], 1e3)} | {100 * r['auc']:.1f} % | "
+            f"{100 * r['auc_rebalanced']:.1f} % | {100 * r['orange_drift']:+.2f} % |")
+    groups = list(first["model"]["hue_js"])
+    pixels = first["model"]["hue_pixels"]
+    lines += ["", "Hue: Jensen-Shannon divergence (base 2, 0 = the truth's hue distribution) "
+              "of chroma-weighted Lab hue histograms (36 bins) on pixel groups defined by "
+              "the truth's colour (no segmentation model): " +
+              ", ".join(f"{g} {pixels[g] / 1e6:.2f} Mpx" for g in groups) + ".", "",
+              "| output | " + " | ".join(groups) + " |",
+              "|---|" + "---|" * len(groups)]
+    for label, r in rows[:-1] if "mean_chroma" in first else rows:
+        lines.append(f"| {label} | " + " | ".join(f"{r['hue_js'][g]:.3f}" for g in groups)
+                     + " |")
+    subsets = first.get("subsets", {})
+    if subsets:
+        names = list(subsets)
+        lines += ["", "Per validation subset (" + ", ".join(
+            f"{n} {subsets[n]['images']}" for n in names) + " images): ΔPSNR over gray / "
+            "colourfulness ratio / median per-image |ΔCF| / AuC.", "",
+            "| output | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for name, res in results.items():
+            cells = []
+            for n in names:
+                r = res["subsets"][n]["model"]
+                cells.append(f"{r['dpsnr_over_gray']:+.2f} / {r['colorfulness_ratio_abs']:.2f} "
+                             f"/ {r['median_abs_dcf_abs']:.1f} / {100 * r['auc']:.1f} %")
+            lines.append(f"| **{name}** | " + " | ".join(cells) + " |")
+        cells = [f"{subsets[n]['gray']['psnr']:.2f} dB / 0 / "
+                 f"{subsets[n]['gray']['median_abs_dcf_abs']:.1f} / "
+                 f"{100 * subsets[n]['gray']['auc']:.1f} %" for n in names]
+        lines.append("| gray (PSNR) | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"_Written by `python -m streamcolor.training.evaluate` at commit "
                  f"{meta['commit']} on {meta['date']} ({meta['seconds']:.0f} s)._")

@@ -263,3 +263,48 @@ def test_devices():
 def test_hybrid_training_resumes_exactly_on_cuda(data, tmp_path, monkeypatch):
     _, straight = _killed_and_resumed(monkeypatch, data, tmp_path, device="cuda", workers=2)
     assert "cuda" in straight["rng"]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_cli_temperature_and_class_weight(tmp_path, capsys):
+    from mediautil import pattern_frame, write_gray_png
+
+    from streamcolor import cli
+
+    hybrid = tmp_path / "hybrid.safetensors"
+    save_weights(hybrid_tiny(), hybrid, {"render_factor": 4})
+    plain = tmp_path / "plain.safetensors"
+    save_weights(create_generator("unet_tiny"), plain, {"render_factor": 4})
+    img = write_gray_png(tmp_path / "in.png", pattern_frame(0, 64, 48))
+    outs = {}
+    for t in ("0.1", "2"):
+        out = tmp_path / f"out{t}.png"
+        assert cli.main(["colorize", str(img), "-o", str(out), "--model", str(hybrid),
+                         "--temperature", t, "--class-weight", "1", "--runtime", "torch",
+                         "-q"]) == 0
+        outs[t] = cv2.imread(str(out))
+    assert not np.array_equal(outs["0.1"], outs["2"])
+    capsys.readouterr()
+    out = tmp_path / "plain.png"
+    assert cli.main(["colorize", str(img), "-o", str(out), "--model", str(plain),
+                     "--temperature", "0.2", "--runtime", "torch", "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "classification head" in err[0] and not out.exists()
+    with pytest.raises(SystemExit) as e:
+        cli.main(["colorize", str(img), "-o", str(out), "--temperature", "0"])
+    assert e.value.code == 2
+
+
+def test_a_hybrids_decoding_is_part_of_a_batch_jobs_key(tmp_path):
+    from streamcolor.jobs.batch import model_identity
+    from streamcolor.jobs.worker import ModelOptions
+
+    hybrid = tmp_path / "hybrid.safetensors"
+    save_weights(hybrid_tiny(), hybrid, {"render_factor": 4})
+    own = model_identity(ModelOptions(str(hybrid), runtime="torch"))
+    assert (own["temperature"], own["class_weight"]) == (0.38, 0.5)
+    other = model_identity(ModelOptions(str(hybrid), runtime="torch", temperature=0.2))
+    assert other["temperature"] == 0.2 and other != own
+    plain = tmp_path / "plain.safetensors"
+    save_weights(create_generator("unet_tiny"), plain, {"render_factor": 4})
+    assert "temperature" not in model_identity(ModelOptions(str(plain), runtime="torch"))

@@ -103,6 +103,8 @@ def _max_strength() -> float:
 
 
 _saturation = _float_in(0.0, _max_saturation)
+_temperature = _float_in(0.01, lambda: 10.0)
+_class_weight = _float_in(0.0, lambda: 1.0)
 _strength = _float_in(0.0, _max_strength)
 
 
@@ -141,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--saturation", type=_saturation, default=None, metavar="S",
                    help="multiply the model's chroma by S (0 = gray, 1 = the model's own, "
                    "the default; up to 4)")
+    m.add_argument("--temperature", type=_temperature, default=None, metavar="T",
+                   help="models with a hybrid head: annealed-mean temperature of the colour "
+                   "classes (lower = more vivid, too low = patchy; default the model's)")
+    m.add_argument("--class-weight", type=_class_weight, default=None, metavar="W",
+                   help="models with a hybrid head: share of the classification head in the "
+                   "chroma (0 = regression only, 1 = classes only; default the model's)")
     m.add_argument("--temporal-strength", type=_strength, default=DEFAULT_STRENGTH,
                    help="flicker suppression: weight of the motion-compensated past chroma "
                    f"where motion is reliable (0 = per-frame, default {DEFAULT_STRENGTH})")
@@ -263,7 +271,8 @@ def _cmd_colorize(a: argparse.Namespace, stop: StopToken) -> Outcome:
                           precision=a.precision, batch_size=a.batch_size,
                           runtime=a.runtime,  # "auto" may still fall back to torch
                           threads=None if runtime == "torch" else a.threads,
-                          saturation=a.saturation)
+                          saturation=a.saturation, temperature=a.temperature,
+                          class_weight=a.class_weight)
     encode = EncodeOptions(codec=a.codec, crf=a.crf, preset=a.preset, fps=a.fps)
     progress = None if a.quiet else make_progress(console)
     task = None

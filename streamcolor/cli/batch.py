@@ -19,7 +19,7 @@ def options_from(a: argparse.Namespace) -> BatchOptions:
         stretch_8bit=a.stretch is not None, overlap=a.overlap,
         temporal_strength=a.temporal_strength if a.sequence else 0.0)
     model = ModelOptions(a.model, a.render_factor, a.device, a.runtime, a.precision, a.threads,
-                         a.saturation)
+                         a.saturation, a.temperature, a.class_weight)
     return BatchOptions(model=model, settings=settings, sequence=a.sequence,
                         overwrite=a.overwrite, engine=a.engine, workers=a.workers,
                         ray_address=a.ray_address)

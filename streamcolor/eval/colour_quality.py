@@ -465,8 +465,9 @@ class HueHistograms:
     Each pixel of a group (:func:`group_masks`, defined on the *truth*) adds its chroma
     C*_ab to the bin of its hue h_ab (36 bins of 10°) - the prediction's hue and chroma to
     the prediction histogram, the truth's to the truth histogram - so gray pixels count for
-    nothing (C*ab under ``HUE_MIN_CHROMA`` = 1 counts as neutral).  A prediction with zero weight on a group where the truth has some (an all-gray
-    output) has JS 1.0 (maximally different); a group with no pixels has JS NaN.
+    nothing (C*ab under ``HUE_MIN_CHROMA`` = 1 counts as neutral).  A prediction with zero
+    weight on a group where the truth has some (an all-gray output) has JS 1.0 (maximally
+    different); a group with no pixels has JS NaN.
 
     State: per group a pixel count (int64) and two (36,) float64 weight sums.
     """

@@ -154,7 +154,19 @@ def model_identity(m: ModelOptions) -> dict[str, Any]:
             "runtime": resolve_runtime(m.runtime, m.device, record.format),
             "precision": m.precision, "device": m.device,
             "saturation": m.saturation if m.saturation is not None
-            else float(record.meta.get("saturation", 1.0))}
+            else float(record.meta.get("saturation", 1.0)),
+            **_decoding(record.contract, m)}
+
+
+def _decoding(contract: Any, m: ModelOptions) -> dict[str, float]:
+    """A hybrid model's decoding as the job key sees it (nothing for other models, so their
+    keys stay as they were)."""
+    if not contract.hybrid:
+        return {}
+    return {"temperature": m.temperature if m.temperature is not None
+            else contract.temperature,
+            "class_weight": m.class_weight if m.class_weight is not None
+            else contract.class_weight}
 
 
 def remove_stale_temporaries(out_dir: Path) -> int:

@@ -30,6 +30,8 @@ class ModelOptions:
     precision: str = "auto"
     threads: int | None = None
     saturation: float | None = None
+    temperature: float | None = None  # hybrid head decoding (None: the model's)
+    class_weight: float | None = None
 
 
 @dataclass
@@ -91,7 +93,9 @@ class Worker:
             self._colorizer = Colorizer(m.model, render_factor=m.render_factor, device=m.device,
                                         runtime=m.runtime, precision=m.precision,
                                         threads=None if kind == "torch" else m.threads,
-                                        saturation=m.saturation)
+                                        saturation=m.saturation,
+                                        temperature=m.temperature,
+                                        class_weight=m.class_weight)
         return self._colorizer
 
     def run(self, task: Task, stop: StopToken | None = None) -> list[dict[str, Any]]:

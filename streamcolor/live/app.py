@@ -43,7 +43,8 @@ def run_live(a: argparse.Namespace, stop: StopToken) -> int:
                           precision=a.precision, runtime=a.runtime,
                           batch_size=len(specs) if a.runtime != "torch" else None,
                           threads=None if a.runtime == "torch" else a.threads,
-                          saturation=a.saturation)
+                          saturation=a.saturation, temperature=a.temperature,
+                          class_weight=a.class_weight)
     options = LiveOptions(max_latency=a.max_latency, stall_timeout=a.stall_timeout,
                           temporal_strength=a.temporal_strength, record=a.record,
                           segment=a.segment, keep=a.keep)

@@ -133,6 +133,18 @@ def test_every_stage_runs_and_resumes(data, tmp_path):
     c = Colorizer(str(tmp_path / "models" / "tinygan.safetensors"), precision="fp32")
     assert c.record.meta["recipe"]["stage"].startswith("NoGAN GAN phase")
     assert c.colorize(np.zeros((32, 32), np.uint8)).shape == (32, 32, 3)
+    # the margin rule measures every snapshot against a reference model's gain curve
+    code = cli.main(["train", "select", str(tmp_path / "gan_b"), "--val", val, "--name",
+                     "tinymargin", "--no-export", "--render-factor", "4", "--rule", "margin",
+                     "--reference", str(tmp_path / "models" / "tinygan.safetensors")])
+    assert code == 0
+    from streamcolor.training.inflection import read_csv
+
+    rows = read_csv(tmp_path / "gan_b" / "inflection.csv")
+    assert all(np.isfinite(r.cf_ratio) for r in rows)
+    chosen = [r for r in rows if r.name == c.record.meta["recipe"]["checkpoint"]]
+    assert len(chosen) == 1 and abs(chosen[0].margin) < 1e-3  # the reference: on its curve
+    assert (tmp_path / "gan_b" / "reference.json").exists()
 
 
 def _row(name, images, psnr, fd, drift):
@@ -158,6 +170,22 @@ def test_selection_rule_on_synthetic_curves():
     # ties go to the earlier snapshot
     tie = [_row("ckpt_1", 100, 26.0, 3.0, 0.0), _row("ckpt_2", 200, 26.0, 3.0, 0.0)]
     assert select(tie, start).name == "ckpt_1"
+
+
+def test_margin_rule_picks_the_most_psnr_above_the_free_gain_curve():
+    from dataclasses import replace
+
+    def row(name, margin, drift=0.0):
+        return replace(_row(name, 0, 25.0, 5.0, drift), cf_ratio=0.8, margin=margin)
+
+    start = row("start", 0.1)
+    rows = [row("ckpt_1", 0.3), row("ckpt_2", 0.6, drift=0.02),  # too orange
+            row("ckpt_3", 0.5), row("ckpt_4", float("nan"))]  # beyond the curve
+    assert select(rows, start, rule="margin").name == "ckpt_3"
+    assert select(rows, start, drift_tolerance=0.05, rule="margin").name == "ckpt_2"
+    assert select([row("ckpt_1", -0.2)], start, rule="margin").name == "start"
+    with pytest.raises(ValueError):
+        select(rows, start, rule="nope")
 
 
 def test_frechet_distance_hand_values(rng):

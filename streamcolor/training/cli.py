@@ -85,6 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--render-factor", type=int, default=16)
     s.add_argument("--psnr-tolerance", type=float, default=0.5)
     s.add_argument("--drift-tolerance", type=float, default=0.005)
+    s.add_argument("--rule", choices=("feature", "margin"), default="feature",
+                   help="feature: the lowest feature distance within the PSNR and drift "
+                   "tolerances; margin: the most PSNR above --reference's gain curve within "
+                   "the drift tolerance")
+    s.add_argument("--reference", default=None,
+                   help="model whose chroma-gain curve each snapshot is measured against "
+                   "(default: stable with --rule margin)")
+    s.add_argument("--temperature", type=float, default=None,
+                   help="hybrid generators: decode (and export) with this temperature")
+    s.add_argument("--class-weight", type=float, default=None,
+                   help="hybrid generators: decode (and export) with this class weight")
     s.add_argument("--no-export", action="store_true", help="only measure and report")
     s.add_argument("--metrics", type=Path, default=None,
                    help="JSON from 'python -m streamcolor.training.evaluate' of the selected "
@@ -185,9 +196,12 @@ def select_main(a: argparse.Namespace) -> None:
     from streamcolor.training.inflection import evaluate_run, report, select
 
     run = Path(a.run)
-    rows = evaluate_run(run, a.val, limit=a.limit, render_factor=a.render_factor)
+    reference = a.reference or ("stable" if a.rule == "margin" else None)
+    rows = evaluate_run(run, a.val, limit=a.limit, render_factor=a.render_factor,
+                        reference=reference, temperature=a.temperature,
+                        class_weight=a.class_weight)
     start, snaps = rows[0], rows[1:]
-    chosen = select(snaps, start, a.psnr_tolerance, a.drift_tolerance)
+    chosen = select(snaps, start, a.psnr_tolerance, a.drift_tolerance, a.rule)
     doc = report(run, rows, chosen)
     print((run / "inflection.md").read_text())
     print(f"selected: {chosen.name}")
@@ -196,6 +210,8 @@ def select_main(a: argparse.Namespace) -> None:
     config = json.loads((run / "config.json").read_text())
     path = config["generator"] if chosen.name == "start" else run / chosen.name
     model = load_generator_from(path)
+    if model.classes is not None:
+        model.set_decoding(a.temperature, a.class_weight)
     arch = model.config.name
     recipe = {"stage": "NoGAN GAN phase, inflection point selected by measurement",
               "steps": chosen.images, "checkpoint": chosen.name, "gan_run": str(run),
@@ -203,7 +219,11 @@ def select_main(a: argparse.Namespace) -> None:
               "rule": {"psnr_tolerance_db": a.psnr_tolerance,
                        "drift_tolerance": a.drift_tolerance,
                        "criterion": "lowest feature distance among snapshots within the "
-                                    "PSNR and orange-drift tolerances of the start"}}
+                                    "PSNR and orange-drift tolerances of the start"
+                       if a.rule == "feature" else
+                       "largest PSNR margin over the reference model's chroma-gain curve "
+                       "among the start and snapshots within the orange-drift tolerance",
+                       "reference": reference}}
     metrics = {"selection": doc["selected"], "start": asdict(start),
                "val": str(a.val), "val_images": a.limit}
     if a.metrics:

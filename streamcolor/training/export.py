@@ -56,18 +56,25 @@ def export_model(model: Any, arch: str, name: str, out_dir: Path, render_factor:
 
 def export(run: Path, name: str, out_dir: Path, render_factor: int,
            metrics: dict[str, Any] | None, notes: str = "", chroma_scale: float = 1.0,
-           data: dict[str, Any] | None = None) -> Path:
-    """Export a stage-1 (pretrain_generator) run."""
+           data: dict[str, Any] | None = None, temperature: float | None = None,
+           class_weight: float | None = None) -> Path:
+    """Export a stage-1 (pretrain_generator) run (a hybrid generator with the decoding
+    given, else its default)."""
     from streamcolor.training.gan import generator_weights, generator_with
 
     state = load_checkpoint(run / "checkpoint.pt")
     config = json.loads((run / "config.json").read_text())
     arch, weights = generator_weights(state)
     model = generator_with(arch, weights)
+    if model.classes is not None:
+        model.set_decoding(temperature, class_weight)
     recipe = {"stage": "NoGAN stage 1 (generator pretraining: feature loss + L1)",
               "steps": int(state["step"]), "phases": config.get("phases"),
               "lr": config.get("lr"), "l1_weight": config.get("l1_weight"),
-              "init": config.get("init")}
+              "init": config.get("init"),
+              **{k: config[k] for k in ("cf_weight", "min_colorfulness") if config.get(k)},
+              **{k: config[k] for k in ("ce_weight", "feature_on", "rebalance")
+                 if k in config and model.classes is not None}}
     kept = None
     if metrics:
         kept = {k: metrics[k] for k in ("model", "gray", "mean_chroma", "ground_truth", "images")
@@ -91,12 +98,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--chroma-scale", type=float, default=1.0,
                     help="chroma gain kept in the model's contract (applied at inference)")
     ap.add_argument("--val", default=None, help="the validation folder, kept in the metadata")
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="hybrid generators: the annealed-mean temperature to ship")
+    ap.add_argument("--class-weight", type=float, default=None,
+                    help="hybrid generators: the classification head's share to ship")
     ap.add_argument("--train", default=None,
                     help="the training folder as recorded (default: the run's, as given)")
     a = ap.parse_args(argv)
     metrics = json.loads(a.metrics.read_text()) if a.metrics else None
     p = export(a.run, a.name, a.out or models_dir(), a.render_factor, metrics, a.notes,
-               a.chroma_scale, {k: v for k, v in (("val", a.val), ("train", a.train)) if v})
+               a.chroma_scale, {k: v for k, v in (("val", a.val), ("train", a.train)) if v},
+               a.temperature, a.class_weight)
     print(p, p.stat().st_size // 1024, "KiB")
 
 

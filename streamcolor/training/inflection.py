@@ -30,7 +30,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ import torch
 from streamcolor.color import merge_luma_chroma_u8, rgb_to_luma_u8
 from streamcolor.eval.metrics import (
     colorfulness,
+    colorfulness_abs,
     feature_stats,
     frechet_distance,
     orange_share,
@@ -54,6 +55,8 @@ from streamcolor.training.gan import load_generator_from
 
 log = logging.getLogger(__name__)
 
+REFERENCE_GAINS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
+
 
 @dataclass
 class CheckpointMetrics:
@@ -64,6 +67,8 @@ class CheckpointMetrics:
     colorfulness_gap: float
     feature_distance: float
     orange_drift: float
+    cf_ratio: float = float("nan")  # mean CF(out) / mean CF(truth), absolute form
+    margin: float = float("nan")  # PSNR above the reference model's gain curve at cf_ratio
 
 
 class FeatureExtractor:
@@ -96,6 +101,7 @@ class ValSet:
     orange: list[float]
     colorfulness: list[float]
     stats: tuple[np.ndarray, np.ndarray]
+    colorfulness_abs: list[float] = field(default_factory=list)
 
 
 def load_val(folder: str | Path, extractor: FeatureExtractor, limit: int | None = None,
@@ -104,15 +110,19 @@ def load_val(folder: str | Path, extractor: FeatureExtractor, limit: int | None 
     rgb = [load_rgb(p, max_short_side) for p in files]
     feats = np.stack([extractor(x) for x in rgb])
     return ValSet(rgb, [rgb_to_luma_u8(x) for x in rgb], [orange_share(x) for x in rgb],
-                  [colorfulness(x) for x in rgb], feature_stats(feats))
+                  [colorfulness(x) for x in rgb], feature_stats(feats),
+                  [colorfulness_abs(x) for x in rgb])
 
 
 def evaluate_generator(model: torch.nn.Module, val: ValSet, extractor: FeatureExtractor,
                        render_factor: int = 16, name: str = "", images: int = 0,
+                       reference: Sequence[tuple[float, float]] = (),
                        ) -> CheckpointMetrics:
+    """A generator's metrics on ``val``; ``reference`` is a (colourfulness ratio, PSNR)
+    curve (:func:`streamcolor.training.pareto.curve`) to measure its margin over."""
     col = Colorizer(model, render_factor=render_factor, precision="fp32", batch_size=1,
                     runtime="torch")  # the reference numbers of training
-    ps, cf, gap, drift, feats = [], [], [], [], []
+    ps, cf, gap, drift, feats, cf_abs = [], [], [], [], [], []
     for rgb, y, org, cfg in zip(val.rgb, val.luma, val.orange, val.colorfulness, strict=True):
         chroma = col.predict([y])[0]
         full = cv2.resize(chroma, (y.shape[1], y.shape[0]), interpolation=cv2.INTER_LINEAR)
@@ -123,15 +133,53 @@ def evaluate_generator(model: torch.nn.Module, val: ValSet, extractor: FeatureEx
         gap.append(abs(c - cfg))
         drift.append(orange_share(out) - org)
         feats.append(extractor(out))
+        cf_abs.append(colorfulness_abs(out))
     mu, cov = feature_stats(np.stack(feats))
     fd = frechet_distance(mu, cov, *val.stats)
-    return CheckpointMetrics(name, images, float(np.mean(ps)), float(np.mean(cf)),
-                             float(np.mean(gap)), fd, float(np.mean(drift)))
+    ratio = float(np.mean(cf_abs) / np.mean(val.colorfulness_abs))
+    p = float(np.mean(ps))
+    return CheckpointMetrics(name, images, p, float(np.mean(cf)), float(np.mean(gap)), fd,
+                             float(np.mean(drift)), ratio, _margin(p, ratio, reference))
+
+
+def _margin(psnr_db: float, ratio: float, reference: Sequence[tuple[float, float]]) -> float:
+    xs = [x for x, _ in reference]
+    if not reference or not xs[0] <= ratio <= xs[-1]:
+        return float("nan")
+    return psnr_db - float(np.interp(ratio, xs, [y for _, y in reference]))
+
+
+def reference_curve(model: str, val: ValSet, render_factor: int = 16,
+                    gains: Sequence[float] = REFERENCE_GAINS) -> list[tuple[float, float]]:
+    """(colourfulness ratio, PSNR) of ``model`` times each chroma gain on ``val``: the free
+    knob a trained change has to beat (:mod:`streamcolor.training.pareto`)."""
+    from streamcolor.training.pareto import ValImages, measure, predict_full
+
+    images = ValImages([""] * len(val.rgb), val.rgb, val.luma,
+                       np.array(val.colorfulness_abs), np.array(val.colorfulness),
+                       np.array(val.orange), 0.0)
+    col = Colorizer(model, render_factor=render_factor, precision="fp32", runtime="torch",
+                    saturation=1.0)
+    chroma = predict_full(col, images)
+    pts = [measure(chroma, images, g) for g in gains]
+    return sorted((p["cf_ratio"], p["psnr"]) for p in pts)
 
 
 def select(rows: Sequence[CheckpointMetrics], start: CheckpointMetrics,
-           psnr_tolerance: float = 0.5, drift_tolerance: float = 0.005) -> CheckpointMetrics:
-    """The inflection point by the rule in the module docstring."""
+           psnr_tolerance: float = 0.5, drift_tolerance: float = 0.005,
+           rule: str = "feature") -> CheckpointMetrics:
+    """The inflection point by the rule in the module docstring: ``feature`` (the lowest
+    feature distance within the PSNR and drift tolerances) or ``margin`` (the largest margin
+    over the reference gain curve within the drift tolerance; the start competes too)."""
+    if rule == "margin":
+        ok = [r for r in (start, *rows) if r.orange_drift <= drift_tolerance
+              and math.isfinite(r.margin)]
+        if not ok:
+            return start
+        best = max(r.margin for r in ok)
+        return next(r for r in ok if r.margin == best)
+    if rule != "feature":
+        raise ValueError(f"unknown selection rule {rule!r} (feature or margin)")
     ok = [r for r in rows if r.psnr >= start.psnr - psnr_tolerance
           and r.orange_drift <= drift_tolerance and math.isfinite(r.feature_distance)]
     if not ok:
@@ -142,15 +190,32 @@ def select(rows: Sequence[CheckpointMetrics], start: CheckpointMetrics,
 
 def evaluate_run(run: str | Path, val_dir: str | Path, start: str | None = None,
                  limit: int | None = None, render_factor: int = 16,
-                 pretrained_features: bool = True) -> list[CheckpointMetrics]:
+                 pretrained_features: bool = True, reference: str | None = None,
+                 temperature: float | None = None, class_weight: float | None = None,
+                 ) -> list[CheckpointMetrics]:
     """Metrics of the starting generator and every snapshot of a GAN run (cached per
-    snapshot in ``RUN/inflection.csv``, so a rerun only evaluates new snapshots)."""
+    snapshot in ``RUN/inflection.csv``, so a rerun only evaluates new snapshots); with
+    ``reference`` (a model), each one's margin over that model's gain curve too.  A hybrid
+    generator is decoded with ``temperature`` and ``class_weight`` (default: its own); the
+    cache is kept only for the same decoding."""
     run = Path(run)
     config = json.loads((run / "config.json").read_text())
     start = start or config["generator"]
     cache = {r.name: r for r in read_csv(run / "inflection.csv")}
+    decoding = {"temperature": temperature, "class_weight": class_weight}
+    seen = run / "inflection_decoding.json"
+    if seen.exists() and json.loads(seen.read_text()) != decoding:
+        cache = {}
+    write_bytes_atomic(seen, json.dumps(decoding).encode())
     extractor = FeatureExtractor(pretrained_features)
     val = load_val(val_dir, extractor, limit)
+    ref: list[tuple[float, float]] = []
+    if reference:
+        ref = reference_curve(reference, val, render_factor)
+        write_bytes_atomic(run / "reference.json", json.dumps(
+            {"model": reference, "render_factor": render_factor, "gains": REFERENCE_GAINS,
+             "curve": ref}, indent=1).encode())
+        cache = {k: v for k, v in cache.items() if math.isfinite(v.cf_ratio)}
     rows = []
     todo = [("start", Path(start))] + [(p.name, p) for p in sorted(run.glob("ckpt_*.pt"))]
     for name, path in todo:
@@ -158,8 +223,10 @@ def evaluate_run(run: str | Path, val_dir: str | Path, start: str | None = None,
             rows.append(cache[name])
             continue
         model = load_generator_from(path)
+        if model.classes is not None:
+            model.set_decoding(temperature, class_weight)
         images = int(name[5:13]) if name.startswith("ckpt_") else 0
-        row = evaluate_generator(model, val, extractor, render_factor, name, images)
+        row = evaluate_generator(model, val, extractor, render_factor, name, images, ref)
         log.info("%s", row)
         rows.append(row)
         write_csv(run / "inflection.csv", rows)
@@ -183,18 +250,22 @@ def read_csv(path: Path) -> list[CheckpointMetrics]:
                                   *(float(r[k]) for k in ("psnr", "colorfulness",
                                                           "colorfulness_gap",
                                                           "feature_distance",
-                                                          "orange_drift")))
+                                                          "orange_drift")),
+                                  *(float(r.get(k) or "nan") for k in ("cf_ratio", "margin")))
                 for r in csv.DictReader(f)]
 
 
 def markdown(rows: Sequence[CheckpointMetrics], chosen: CheckpointMetrics) -> str:
     lines = ["| checkpoint | GAN images | PSNR | colourfulness | \\|Δcolourfulness\\| | "
-             "feature distance | orange drift |", "|---|---|---|---|---|---|---|"]
+             "feature distance | orange drift | CF ratio (abs) | above the reference curve |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mark = " **← selected**" if r.name == chosen.name else ""
+        ratio = f"{r.cf_ratio:.2f}" if math.isfinite(r.cf_ratio) else ""
+        margin = f"{r.margin:+.2f} dB" if math.isfinite(r.margin) else ""
         lines.append(f"| {r.name}{mark} | {r.images} | {r.psnr:.2f} | {r.colorfulness:.1f} | "
                      f"{r.colorfulness_gap:.1f} | {r.feature_distance:.3f} | "
-                     f"{100 * r.orange_drift:+.2f} % |")
+                     f"{100 * r.orange_drift:+.2f} % | {ratio} | {margin} |")
     return "\n".join(lines) + "\n"
 
 
@@ -205,11 +276,12 @@ def plot(rows: Sequence[CheckpointMetrics], chosen: CheckpointMetrics, path: Pat
     import matplotlib.pyplot as plt
 
     x = [r.images for r in rows]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True)
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6), sharex=True)
     for ax, key, label in zip(axes.flat, ("psnr", "colorfulness_gap", "feature_distance",
-                                          "orange_drift"),
+                                          "orange_drift", "cf_ratio", "margin"),
                               ("PSNR (dB)", "|Δcolourfulness|", "feature distance (FD)",
-                               "orange drift"), strict=True):
+                               "orange drift", "colourfulness ratio (abs)",
+                               "dB above the reference gain curve"), strict=True):
         ax.plot(x, [getattr(r, key) for r in rows], marker=".")
         ax.axvline(chosen.images, color="tab:red", lw=1, ls="--")
         ax.set_ylabel(label)

@@ -4,6 +4,7 @@ with resume, the inflection metrics and the selection rule."""
 from __future__ import annotations
 
 import csv
+import json
 
 import cv2
 import numpy as np
@@ -139,11 +140,15 @@ def test_every_stage_runs_and_resumes(data, tmp_path):
                      "--reference", str(tmp_path / "models" / "tinygan.safetensors")])
     assert code == 0
     from streamcolor.training.inflection import read_csv
+    from streamcolor.training.pareto import margin_at
 
     rows = read_csv(tmp_path / "gan_b" / "inflection.csv")
-    assert all(np.isfinite(r.cf_ratio) for r in rows)
-    chosen = [r for r in rows if r.name == c.record.meta["recipe"]["checkpoint"]]
-    assert len(chosen) == 1 and abs(chosen[0].margin) < 1e-3  # the reference: on its curve
+    curve = [tuple(p) for p in json.loads((tmp_path / "gan_b" / "reference.json").read_text()
+                                          )["curve"]]
+    assert len(curve) == 8 and all(np.isfinite(r.cf_ratio) for r in rows)
+    for r in rows:  # measured against that curve (NaN where it does not reach the ratio)
+        m = margin_at(r.psnr, r.cf_ratio, curve)
+        assert (m is None and np.isnan(r.margin)) or m == pytest.approx(r.margin)
     assert (tmp_path / "gan_b" / "reference.json").exists()
 
 

@@ -143,10 +143,10 @@ def evaluate_generator(model: torch.nn.Module, val: ValSet, extractor: FeatureEx
 
 
 def _margin(psnr_db: float, ratio: float, reference: Sequence[tuple[float, float]]) -> float:
-    xs = [x for x, _ in reference]
-    if not reference or not xs[0] <= ratio <= xs[-1]:
-        return float("nan")
-    return psnr_db - float(np.interp(ratio, xs, [y for _, y in reference]))
+    from streamcolor.training.pareto import margin_at
+
+    m = margin_at(psnr_db, ratio, reference)
+    return float("nan") if m is None else m
 
 
 def reference_curve(model: str, val: ValSet, render_factor: int = 16,
@@ -202,11 +202,12 @@ def evaluate_run(run: str | Path, val_dir: str | Path, start: str | None = None,
     config = json.loads((run / "config.json").read_text())
     start = start or config["generator"]
     cache = {r.name: r for r in read_csv(run / "inflection.csv")}
-    decoding = {"temperature": temperature, "class_weight": class_weight}
-    seen = run / "inflection_decoding.json"
-    if seen.exists() and json.loads(seen.read_text()) != decoding:
+    settings = {"temperature": temperature, "class_weight": class_weight,
+                "reference": reference, "render_factor": render_factor}
+    seen = run / "inflection_settings.json"
+    if seen.exists() and json.loads(seen.read_text()) != settings:
         cache = {}
-    write_bytes_atomic(seen, json.dumps(decoding).encode())
+    write_bytes_atomic(seen, json.dumps(settings).encode())
     extractor = FeatureExtractor(pretrained_features)
     val = load_val(val_dir, extractor, limit)
     ref: list[tuple[float, float]] = []
@@ -215,7 +216,6 @@ def evaluate_run(run: str | Path, val_dir: str | Path, start: str | None = None,
         write_bytes_atomic(run / "reference.json", json.dumps(
             {"model": reference, "render_factor": render_factor, "gains": REFERENCE_GAINS,
              "curve": ref}, indent=1).encode())
-        cache = {k: v for k, v in cache.items() if math.isfinite(v.cf_ratio)}
     rows = []
     todo = [("start", Path(start))] + [(p.name, p) for p in sorted(run.glob("ckpt_*.pt"))]
     for name, path in todo:

@@ -163,13 +163,19 @@ def curve(points: Sequence[Point], series: str) -> list[tuple[float, float]]:
     return sorted((p.cf_ratio, p.psnr) for p in points if p.series == series)
 
 
-def margin(point: Point, reference: Sequence[tuple[float, float]]) -> float | None:
-    """``point``'s PSNR minus the reference curve's at its colourfulness ratio (linear
+def margin_at(psnr_db: float, ratio: float,
+              reference: Sequence[tuple[float, float]]) -> float | None:
+    """``psnr_db`` minus the reference curve's PSNR at colourfulness ratio ``ratio`` (linear
     between the curve's points), or None where the curve does not reach that ratio."""
     xs = [x for x, _ in reference]
-    if not reference or not xs[0] <= point.cf_ratio <= xs[-1]:
+    if not reference or not xs[0] <= ratio <= xs[-1]:
         return None
-    return point.psnr - float(np.interp(point.cf_ratio, xs, [y for _, y in reference]))
+    return psnr_db - float(np.interp(ratio, xs, [y for _, y in reference]))
+
+
+def margin(point: Point, reference: Sequence[tuple[float, float]]) -> float | None:
+    """:func:`margin_at` of a point."""
+    return margin_at(point.psnr, point.cf_ratio, reference)
 
 
 def table(points: Sequence[Point], reference: Sequence[tuple[float, float]],

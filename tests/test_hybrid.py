@@ -308,3 +308,34 @@ def test_a_hybrids_decoding_is_part_of_a_batch_jobs_key(tmp_path):
     plain = tmp_path / "plain.safetensors"
     save_weights(create_generator("unet_tiny"), plain, {"render_factor": 4})
     assert "temperature" not in model_identity(ModelOptions(str(plain), runtime="torch"))
+
+
+def test_the_gan_phase_trains_a_hybrid_generator(data, tmp_path):
+    from streamcolor.training.gan import (
+        CriticConfig,
+        GanConfig,
+        RenderConfig,
+        pretrain_critic,
+        render,
+        train_gan,
+    )
+
+    pretrain(_hybrid_cfg(data, tmp_path / "g", phases=(Phase(64, 4, 2, False),)))
+    gen = str(tmp_path / "g" / "checkpoint.pt")
+    fakes = render(RenderConfig(train=str(data), generator=gen, run=str(tmp_path / "r"),
+                                size=64, count=4, batch=2, bf16=False, device="cpu"))
+    crit = pretrain_critic(CriticConfig(train=str(data), fakes=str(fakes),
+                                        run=str(tmp_path / "c"), arch="critic_tiny", size=64,
+                                        batch=2, steps=2, device="cpu"))
+    train_gan(GanConfig(train=str(data), generator=gen, critic=str(crit),
+                        run=str(tmp_path / "gan"), critic_arch="critic_tiny", size=64, batch=2,
+                        steps=4, snapshot_images=2, bf16=False, feature_loss_pretrained=False,
+                        critic_threshold=10.0, log_every=1, device="cpu"))
+    with open(tmp_path / "gan" / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    gen_rows = [r for r in rows if float(r["mode"]) == 1.0]
+    assert len(gen_rows) == 2 and all(np.isfinite(float(r["ce"])) for r in gen_rows)
+    snaps = sorted((tmp_path / "gan").glob("ckpt_*.pt"))
+    from streamcolor.training.gan import load_generator_from
+
+    assert load_generator_from(snaps[-1]).config.name == "unet_tiny_hybrid"

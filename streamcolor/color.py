@@ -36,10 +36,22 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     return rgb @ _RGB_TO_YCBCR.T.astype(np.float32)
 
 
+_YCC2RGB_F32 = _YCBCR_TO_RGB.astype(np.float32)
+
+
 def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`rgb_to_ycbcr`; the result is *not* clipped."""
+    """Inverse of :func:`rgb_to_ycbcr`; the result is *not* clipped.
+
+    Computed channel by channel with element-wise float32 operations rather than a matrix
+    product: a BLAS product's last bit depends on the CPU's kernel (with or without fused
+    multiply-add), which moved 16-bit outputs by one step between machines."""
     ycc = np.asarray(ycc, dtype=np.float32)
-    return ycc @ _YCBCR_TO_RGB.T.astype(np.float32)
+    y, cb, cr = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    m = _YCC2RGB_F32
+    out = np.empty(ycc.shape, np.float32)
+    for c in range(3):
+        out[..., c] = y * m[c, 0] + cb * m[c, 1] + cr * m[c, 2]
+    return out
 
 
 def rgb_to_luma_u8(rgb: np.ndarray) -> np.ndarray:

@@ -5,6 +5,11 @@ Decoder in DeOldify's spirit (its "wide" U-Net, scaled down for 2-core CPUs): pi
 SAGAN self-attention at stride 8, and a dense merge of the input luma before the head.  The
 head predicts the two chroma channels at full render resolution through a final sub-pixel
 (pixel shuffle) layer, so no conv runs at full resolution.
+
+A *hybrid* generator (``class_head`` > 0) adds a classification head over quantised chroma
+(:mod:`.chroma_bins`) at stride 4; its annealed mean, upsampled, is blended with the
+regression inside :meth:`ChromaUNet.forward`, so every runtime and exported graph sees one
+chroma output.  Training reads both heads apart (:meth:`ChromaUNet.forward_heads`).
 """
 
 from __future__ import annotations
@@ -82,9 +87,9 @@ CLASS_STRIDE = 4  # the classification head's resolution (Zhang et al. predict a
 
 class ClassHead(nn.Module):
     """A 3x3 conv layer and a 1x1 classifier over the chroma bins at stride 4, reading the
-    decoder's stride-4 features and the luma (space-to-depth); the classifier is zero-initialised,
-    so a head added to a trained generator starts uniform), with the bins' centres and gamut
-    bounds as buffers (they travel into exported graphs)."""
+    decoder's stride-4 features and the luma (space-to-depth).  The classifier starts at zero,
+    so a head added to a trained generator starts uniform.  The bins' centres and gamut
+    bounds are (non-persistent) buffers, so they travel into exported graphs."""
 
     def __init__(self, cin: int, width: int, spectral: bool) -> None:
         super().__init__()

@@ -198,6 +198,27 @@ def table(points: Sequence[Point], reference: Sequence[tuple[float, float]],
     return "\n".join(lines)
 
 
+def compact_table(points: Sequence[Point], reference: Sequence[tuple[float, float]],
+                  gains: Sequence[float]) -> str:
+    """One row per series, one column per gain: PSNR / colourfulness ratio / margin over the
+    reference curve / orange drift (for the model card)."""
+    series = list(dict.fromkeys(p.series for p in points))
+    lines = ["| model, render factor, decoding | " + " | ".join(f"×{g:g}" for g in gains) + " |",
+             "|---|" + "---|" * len(gains)]
+    for s in series:
+        cells = []
+        for g in gains:
+            p = next((p for p in points if p.series == s and p.gain == g), None)
+            if p is None:
+                cells.append("")
+                continue
+            m = margin(p, reference)
+            cells.append(f"{p.psnr:.2f} dB / {p.cf_ratio:.2f} / "
+                         f"{'–' if m is None else f'{m:+.2f}'} / {100 * p.orange_drift:+.1f} %")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(points: Sequence[Point], reference_series: str, gray_psnr: float, path: Path,
          target_ratio: float | None = None, title: str = "") -> None:
     import matplotlib
@@ -256,6 +277,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--plot", type=Path)
     ap.add_argument("--md", type=Path)
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--card", type=Path, help="model card whose pareto block gets the compact "
+                    "table (between <!-- metrics:pareto:start/end -->)")
+    ap.add_argument("--card-gains", default="1,1.25,1.5")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if a.threads:
@@ -294,6 +318,15 @@ def main(argv: list[str] | None = None) -> None:
         write_bytes_atomic(a.md, (md + "\n").encode())
     if a.plot:
         plot(points, ref_series, val.gray_psnr, a.plot, a.target_ratio)
+    if a.card:
+        from streamcolor.training.evaluate import update_card
+
+        block = (f"On `{a.val}` ({len(val.names)} images; gray input {val.gray_psnr:.2f} dB). "
+                 f"Each cell: PSNR / colourfulness ratio (absolute form) / dB above the "
+                 f"reference curve ({ref_series} × gain; – where it does not reach that "
+                 "ratio) / orange drift.\n\n" +
+                 compact_table(points, ref, _floats(a.card_gains)))
+        update_card(a.card, "pareto", block)
 
 
 if __name__ == "__main__":

@@ -114,6 +114,8 @@ def test_the_sweep_covers_gains_and_a_hybrids_decoding(val, hybrid_path, tmp_pat
                  "--gains", "0.5,1,2", "--temperatures", "0.38", "--class-weights", "0.5",
                  "--json", str(tmp_path / "p.json"), "--plot", str(tmp_path / "p.png")])
     doc = json.loads((tmp_path / "p.json").read_text())
-    assert len(doc["points"]) == 3
+    # the reference spans the reference gains whatever --gains says (its curve must reach
+    # every candidate's colourfulness)
+    assert sorted(p["gain"] for p in doc["points"]) == list(pareto.REFERENCE_GAINS)
     assert all(p["margin"] == pytest.approx(0.0) for p in doc["points"])  # its own curve
     assert (tmp_path / "p.png").stat().st_size > 10_000

@@ -193,6 +193,22 @@ def test_margin_rule_picks_the_most_psnr_above_the_free_gain_curve():
         select(rows, start, rule="nope")
 
 
+def test_target_rule_picks_the_best_psnr_that_reaches_the_colourfulness():
+    from dataclasses import replace
+
+    def row(name, psnr, ratio, drift=0.0):
+        return replace(_row(name, 0, psnr, 5.0, drift), cf_ratio=ratio)
+
+    start = row("start", 26.0, 0.6)  # faithful but dull
+    rows = [row("ckpt_1", 25.2, 0.84),  # not colourful enough
+            row("ckpt_2", 25.0, 0.86), row("ckpt_3", 24.6, 0.95),
+            row("ckpt_4", 25.4, 0.90, drift=0.01)]  # too orange
+    assert select(rows, start, rule="target").name == "ckpt_2"
+    assert select(rows, start, rule="target", min_ratio=0.8).name == "ckpt_1"
+    assert select(rows, start, rule="target", drift_tolerance=0.02).name == "ckpt_4"
+    assert select(rows, start, rule="target", min_ratio=0.99).name == "start"
+
+
 def test_frechet_distance_hand_values(rng):
     # 1-D: (m1 - m2)^2 + (s1 - s2)^2
     assert frechet_distance([0.0], [[4.0]], [1.0], [[1.0]], eps=0) == pytest.approx(2.0)

@@ -85,10 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--render-factor", type=int, default=16)
     s.add_argument("--psnr-tolerance", type=float, default=0.5)
     s.add_argument("--drift-tolerance", type=float, default=0.005)
-    s.add_argument("--rule", choices=("feature", "margin"), default="feature",
+    s.add_argument("--rule", choices=("feature", "margin", "target"), default="feature",
                    help="feature: the lowest feature distance within the PSNR and drift "
                    "tolerances; margin: the most PSNR above --reference's gain curve within "
-                   "the drift tolerance")
+                   "the drift tolerance; target: the highest PSNR among snapshots at least "
+                   "--min-ratio as colourful as the truth, within the drift tolerance")
+    s.add_argument("--min-ratio", type=float, default=0.85,
+                   help="--rule target: the colourfulness ratio (absolute form) to reach")
     s.add_argument("--reference", default=None,
                    help="model whose chroma-gain curve each snapshot is measured against "
                    "(default: stable with --rule margin)")
@@ -196,12 +199,12 @@ def select_main(a: argparse.Namespace) -> None:
     from streamcolor.training.inflection import evaluate_run, report, select
 
     run = Path(a.run)
-    reference = a.reference or ("stable" if a.rule == "margin" else None)
+    reference = a.reference or ("stable" if a.rule != "feature" else None)
     rows = evaluate_run(run, a.val, limit=a.limit, render_factor=a.render_factor,
                         reference=reference, temperature=a.temperature,
                         class_weight=a.class_weight)
     start, snaps = rows[0], rows[1:]
-    chosen = select(snaps, start, a.psnr_tolerance, a.drift_tolerance, a.rule)
+    chosen = select(snaps, start, a.psnr_tolerance, a.drift_tolerance, a.rule, a.min_ratio)
     doc = report(run, rows, chosen)
     print((run / "inflection.md").read_text())
     print(f"selected: {chosen.name}")
@@ -218,11 +221,15 @@ def select_main(a: argparse.Namespace) -> None:
               "gan_config": config,
               "rule": {"psnr_tolerance_db": a.psnr_tolerance,
                        "drift_tolerance": a.drift_tolerance,
-                       "criterion": "lowest feature distance among snapshots within the "
-                                    "PSNR and orange-drift tolerances of the start"
-                       if a.rule == "feature" else
-                       "largest PSNR margin over the reference model's chroma-gain curve "
-                       "among the start and snapshots within the orange-drift tolerance",
+                       "criterion": {
+                           "feature": "lowest feature distance among snapshots within the "
+                                      "PSNR and orange-drift tolerances of the start",
+                           "margin": "largest PSNR margin over the reference model's "
+                                     "chroma-gain curve among the start and snapshots within "
+                                     "the orange-drift tolerance",
+                           "target": f"highest PSNR among the start and snapshots whose "
+                                     f"colourfulness ratio is at least {a.min_ratio} within "
+                                     f"the orange-drift tolerance"}[a.rule],
                        "reference": reference}}
     metrics = {"selection": doc["selected"], "start": asdict(start),
                "val": str(a.val), "val_images": a.limit}

@@ -52,10 +52,10 @@ from streamcolor.model.colorizer import Colorizer
 from streamcolor.model.networks.encoder import build_efficientnet_lite
 from streamcolor.training.data import list_images, load_rgb
 from streamcolor.training.gan import load_generator_from
+from streamcolor.training.pareto import REFERENCE_GAINS
 
 log = logging.getLogger(__name__)
 
-REFERENCE_GAINS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
 
 
 @dataclass
@@ -167,10 +167,19 @@ def reference_curve(model: str, val: ValSet, render_factor: int = 16,
 
 def select(rows: Sequence[CheckpointMetrics], start: CheckpointMetrics,
            psnr_tolerance: float = 0.5, drift_tolerance: float = 0.005,
-           rule: str = "feature") -> CheckpointMetrics:
+           rule: str = "feature", min_ratio: float = 0.85) -> CheckpointMetrics:
     """The inflection point by the rule in the module docstring: ``feature`` (the lowest
-    feature distance within the PSNR and drift tolerances) or ``margin`` (the largest margin
-    over the reference gain curve within the drift tolerance; the start competes too)."""
+    feature distance within the PSNR and drift tolerances), ``margin`` (the largest margin
+    over the reference gain curve within the drift tolerance) or ``target`` (the highest PSNR
+    among those at least ``min_ratio`` as colourful as the truth, absolute form, within the
+    drift tolerance).  The start competes in the last two; ties go to the earlier one."""
+    if rule == "target":
+        ok = [r for r in (start, *rows) if r.orange_drift <= drift_tolerance
+              and r.cf_ratio >= min_ratio]
+        if not ok:
+            return start
+        best = max(r.psnr for r in ok)
+        return next(r for r in ok if r.psnr == best)
     if rule == "margin":
         ok = [r for r in (start, *rows) if r.orange_drift <= drift_tolerance
               and math.isfinite(r.margin)]
@@ -179,7 +188,7 @@ def select(rows: Sequence[CheckpointMetrics], start: CheckpointMetrics,
         best = max(r.margin for r in ok)
         return next(r for r in ok if r.margin == best)
     if rule != "feature":
-        raise ValueError(f"unknown selection rule {rule!r} (feature or margin)")
+        raise ValueError(f"unknown selection rule {rule!r} (feature, margin or target)")
     ok = [r for r in rows if r.psnr >= start.psnr - psnr_tolerance
           and r.orange_drift <= drift_tolerance and math.isfinite(r.feature_distance)]
     if not ok:

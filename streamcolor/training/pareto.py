@@ -41,6 +41,10 @@ from streamcolor.training.data import list_images, load_rgb
 
 log = logging.getLogger(__name__)
 
+# The reference model's gains (whatever --gains says): its curve must reach the colourfulness
+# of every candidate, so it spans dull to over-coloured.
+REFERENCE_GAINS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
+
 
 @dataclass(frozen=True)
 class Point:
@@ -296,14 +300,15 @@ def main(argv: list[str] | None = None) -> None:
         models.insert(0, a.reference)
     for m in models:
         temps, weights = _floats(a.temperatures), _floats(a.class_weights)
-        rf = rfs
-        if m == a.reference:  # its own curve: the default render factor and decoding too
-            rf = sorted({*rfs, a.reference_rf})
+        rf, g = rfs, gains
+        if m == a.reference:  # its own curve: the default render factor and decoding too,
+            rf = sorted({*rfs, a.reference_rf})  # and gains wide enough to reach every ratio
+            g = sorted({*gains, *REFERENCE_GAINS})
             contract = _contract(m)
             if contract.hybrid:
                 temps = sorted({*temps, contract.temperature})
                 weights = sorted({*weights, contract.class_weight})
-        points += sweep(m, val, gains, rf, temps, weights)
+        points += sweep(m, val, g, rf, temps, weights)
     ref_series = reference_series(a.reference, a.reference_rf)
     ref = curve(points, ref_series)
     md = table(points, ref, val.gray_psnr)

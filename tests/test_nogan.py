@@ -142,7 +142,12 @@ def test_every_stage_runs_and_resumes(data, tmp_path):
     from streamcolor.training.inflection import read_csv
     from streamcolor.training.pareto import margin_at
 
-    rows = read_csv(tmp_path / "gan_b" / "inflection.csv")
+    # each way of measuring has its own cache: render factor 4 alone, and with the reference
+    settings = {p: json.loads(p.read_text())
+                for p in (tmp_path / "gan_b").glob("inflection-*.json")}
+    assert sorted(s["reference"] is not None for s in settings.values()) == [False, True]
+    table = next(p for p, s in settings.items() if s["reference"]).with_suffix(".csv")
+    rows = read_csv(table)
     curve = [tuple(p) for p in json.loads((tmp_path / "gan_b" / "reference.json").read_text()
                                           )["curve"]]
     assert len(curve) == 8 and all(np.isfinite(r.cf_ratio) for r in rows)

@@ -25,6 +25,7 @@ the truth), and what must not happen is *more* orange than the truth.  Results g
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -205,18 +206,15 @@ def evaluate_run(run: str | Path, val_dir: str | Path, start: str | None = None,
     """Metrics of the starting generator and every snapshot of a GAN run (cached per
     snapshot in ``RUN/inflection.csv``, so a rerun only evaluates new snapshots); with
     ``reference`` (a model), each one's margin over that model's gain curve too.  A hybrid
-    generator is decoded with ``temperature`` and ``class_weight`` (default: its own); the
-    cache is kept only for the same decoding."""
+    generator is decoded with ``temperature`` and ``class_weight`` (default: its own); each
+    set of settings has its own cache (:func:`cache_path`)."""
     run = Path(run)
     config = json.loads((run / "config.json").read_text())
     start = start or config["generator"]
-    cache = {r.name: r for r in read_csv(run / "inflection.csv")}
     settings = {"temperature": temperature, "class_weight": class_weight,
                 "reference": reference, "render_factor": render_factor}
-    seen = run / "inflection_settings.json"
-    if seen.exists() and json.loads(seen.read_text()) != settings:
-        cache = {}
-    write_bytes_atomic(seen, json.dumps(settings).encode())
+    table = cache_path(run, settings)
+    cache = {r.name: r for r in read_csv(table)}
     extractor = FeatureExtractor(pretrained_features)
     val = load_val(val_dir, extractor, limit)
     ref: list[tuple[float, float]] = []
@@ -238,8 +236,21 @@ def evaluate_run(run: str | Path, val_dir: str | Path, start: str | None = None,
         row = evaluate_generator(model, val, extractor, render_factor, name, images, ref)
         log.info("%s", row)
         rows.append(row)
-        write_csv(run / "inflection.csv", rows)
+        write_csv(table, rows)
     return rows
+
+
+def cache_path(run: Path, settings: dict[str, Any]) -> Path:
+    """``RUN/inflection.csv`` for the plain settings (the model's own decoding, no reference,
+    render factor 16), else ``RUN/inflection-HASH.csv`` (its settings beside it as
+    ``.json``), so measuring one run several ways never mixes their numbers."""
+    if all(v is None for k, v in settings.items() if k != "render_factor") and \
+            settings.get("render_factor") == 16:
+        return run / "inflection.csv"
+    text = json.dumps(settings, sort_keys=True)
+    name = f"inflection-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    write_bytes_atomic(run / f"{name}.json", text.encode())
+    return run / f"{name}.csv"
 
 
 def write_csv(path: Path, rows: Sequence[CheckpointMetrics]) -> None:

@@ -94,6 +94,35 @@ def test_margin_over_the_reference_curve_by_hand():
     assert pareto.margin(pt(1.2, 30.0), ref) is None  # beyond the curve: not comparable
 
 
+def test_margin_interval_resamples_images_paired():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(20, 40, 60)
+    ref_gains = (0.5, 1.0, 1.5)
+
+    def pt(series, gain, psnr_img, cf_img):
+        ratio = float(np.mean(cf_img) / np.mean(truth))
+        return pareto.Point(series, 16, None, None, gain, float(np.mean(psnr_img)), 0.0, ratio,
+                            ratio, 0.0, 0.0, tuple(psnr_img), tuple(cf_img))
+
+    # the reference loses 2 dB per unit of ratio; per-image noise around it
+    ref = [pt("ref", g, 26 - 2 * g + rng.normal(0, 1.0, 60), g * truth) for g in ref_gains]
+    curve = sorted((r.cf_ratio, r.psnr) for r in ref)
+    # a candidate 0.5 dB above the reference on every image: paired resampling keeps exactly
+    # that shift in every resample (an unpaired bootstrap would spread it by the image noise)
+    better = pt("cand", 1.0, np.array(ref[1].image_psnr) + 0.5, truth)
+    lo, hi = pareto.margin_ci(better, ref, truth, n_boot=300)
+    assert pareto.margin(better, curve) == pytest.approx(0.5, abs=1e-9)
+    assert lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
+    # one as good only on average (noise of 1.5 dB per image): the interval spans 0
+    noisy = pt("cand", 1.0, np.array(ref[1].image_psnr) + rng.normal(0, 1.5, 60), truth)
+    lo, hi = pareto.margin_ci(noisy, ref, truth, n_boot=300)
+    assert lo < pareto.margin(noisy, curve) < hi and hi - lo > 0.4
+    # out of the curve's reach, or without per-image numbers: no interval
+    assert pareto.margin_ci(pt("cand", 3.0, ref[1].image_psnr, 3 * truth), ref, truth) is None
+    assert pareto.margin_ci(pareto.Point("m", 16, None, None, 1.0, 25.0, 0.0, 1.0, 1.0, 0.0,
+                                         0.0), ref, truth) is None
+
+
 def test_the_sweep_covers_gains_and_a_hybrids_decoding(val, hybrid_path, tmp_path):
     v = pareto.ValImages.load(val)
     pts = pareto.sweep(str(hybrid_path), v, gains=(0.0, 1.0, 2.0), render_factors=(4,),
@@ -118,4 +147,5 @@ def test_the_sweep_covers_gains_and_a_hybrids_decoding(val, hybrid_path, tmp_pat
     # every candidate's colourfulness)
     assert sorted(p["gain"] for p in doc["points"]) == list(pareto.REFERENCE_GAINS)
     assert all(p["margin"] == pytest.approx(0.0) for p in doc["points"])  # its own curve
+    assert all(p["margin_ci"] is None and "image_psnr" not in p for p in doc["points"])
     assert (tmp_path / "p.png").stat().st_size > 10_000

@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,9 @@ class Point:
     cf_ratio_signed: float
     median_abs_dcf: float  # absolute form, per image
     orange_drift: float
+    # per image, for bootstrap intervals (not written to the JSON)
+    image_psnr: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    image_cf: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def series(self) -> str:
@@ -116,7 +119,8 @@ def measure(chroma: Sequence[np.ndarray], val: ValImages, gain: float) -> dict[s
             "cf_ratio": float(np.mean(cfa) / np.mean(val.cf_abs)),
             "cf_ratio_signed": float(np.mean(cfs) / np.mean(val.cf_signed)),
             "median_abs_dcf": float(np.median(np.abs(np.array(cfa) - val.cf_abs))),
-            "orange_drift": float(np.mean(np.array(orange) - val.orange))}
+            "orange_drift": float(np.mean(np.array(orange) - val.orange)),
+            "image_psnr": tuple(ps), "image_cf": tuple(cfa)}
 
 
 def sweep(model: str, val: ValImages, gains: Sequence[float], render_factors: Sequence[int],
@@ -182,24 +186,65 @@ def margin(point: Point, reference: Sequence[tuple[float, float]]) -> float | No
     return margin_at(point.psnr, point.cf_ratio, reference)
 
 
+def margin_ci(point: Point, reference: Sequence[Point], truth_cf: np.ndarray,
+              n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+              ) -> tuple[float, float] | None:
+    """A percentile bootstrap interval of ``point``'s margin over the curve of the
+    ``reference`` points: the validation images are resampled together for the candidate, the
+    reference and the truth (paired), the curve and the margin recomputed each time.  None
+    where fewer than half the resamples reach the curve."""
+    if not point.image_psnr or any(not r.image_psnr for r in reference):
+        return None
+    rng = np.random.default_rng(seed)
+    n = len(truth_cf)
+    cand_p, cand_c = np.asarray(point.image_psnr), np.asarray(point.image_cf)
+    ref_p = np.array([r.image_psnr for r in reference])
+    ref_c = np.array([r.image_cf for r in reference])
+    truth = np.asarray(truth_cf)
+    values = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        t = truth[idx].mean()
+        curve = sorted(zip(ref_c[:, idx].mean(1) / t, ref_p[:, idx].mean(1), strict=True))
+        m = margin_at(float(cand_p[idx].mean()), float(cand_c[idx].mean() / t), curve)
+        if m is not None:
+            values.append(m)
+    if len(values) < n_boot / 2:
+        return None
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
 def table(points: Sequence[Point], reference: Sequence[tuple[float, float]],
-          gray_psnr: float) -> str:
+          gray_psnr: float, cis: dict[int, tuple[float, float] | None] | None = None) -> str:
+    """The full sweep, one row per point; ``cis`` (by ``id(point)``): margin intervals."""
+    cis = cis or {}
     lines = ["| model | render factor | temperature | class weight | gain | PSNR | ΔPSNR over "
              "gray | CF ratio (abs) | CF ratio (signed) | \\|ΔCF\\| median | orange drift | "
-             "above the reference curve |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "above the reference curve | 95 % CI |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
-        m = margin(p, reference)
+        m, ci = margin(p, reference), cis.get(id(p))
         lines.append(
             f"| {p.model} | {p.render_factor} | "
             f"{'' if p.temperature is None else f'{p.temperature:g}'} | "
             f"{'' if p.class_weight is None else f'{p.class_weight:g}'} | {p.gain:g} | "
             f"{p.psnr:.2f} | {p.dpsnr_over_gray:+.2f} | {p.cf_ratio:.2f} | "
             f"{p.cf_ratio_signed:.2f} | {p.median_abs_dcf:.1f} | {100 * p.orange_drift:+.2f} % |"
-            f" {'' if m is None else f'{m:+.2f} dB'} |")
+            f" {'' if m is None else f'{m:+.2f} dB'} |"
+            f" {'' if ci is None else f'{ci[0]:+.2f} … {ci[1]:+.2f}'} |")
     lines.append("")
     lines.append(f"Gray input: {gray_psnr:.2f} dB.")
     return "\n".join(lines)
+
+
+def point_record(point: Point, reference: Sequence[tuple[float, float]],
+                 ci: tuple[float, float] | None = None) -> dict[str, Any]:
+    """A point for the JSON: its settings and set-level numbers (not the per-image ones),
+    series, margin over the reference curve and that margin's bootstrap interval."""
+    record = {k: v for k, v in asdict(point).items() if not k.startswith("image_")}
+    return {**record, "series": point.series, "margin": margin(point, reference),
+            "margin_ci": None if ci is None else list(ci)}
 
 
 def compact_table(points: Sequence[Point], reference: Sequence[tuple[float, float]],
@@ -311,13 +356,15 @@ def main(argv: list[str] | None = None) -> None:
         points += sweep(m, val, g, rf, temps, weights)
     ref_series = reference_series(a.reference, a.reference_rf)
     ref = curve(points, ref_series)
-    md = table(points, ref, val.gray_psnr)
+    ref_points = [p for p in points if p.series == ref_series]
+    cis = {id(p): margin_ci(p, ref_points, val.cf_abs)
+           for p in points if p.series != ref_series}
+    md = table(points, ref, val.gray_psnr, cis)
     print(md)
     meta = {"val": a.val, "images": len(val.names), "reference": ref_series,
             "gray_psnr": val.gray_psnr, "seconds": time.perf_counter() - t0}
     if a.json:
-        doc = {"meta": meta, "points": [{**asdict(p), "series": p.series,
-                                         "margin": margin(p, ref)} for p in points]}
+        doc = {"meta": meta, "points": [point_record(p, ref, cis.get(id(p))) for p in points]}
         write_bytes_atomic(a.json, (json.dumps(doc, indent=1) + "\n").encode())
     if a.md:
         write_bytes_atomic(a.md, (md + "\n").encode())

@@ -237,11 +237,26 @@ def test_ctrl_c_while_connecting_is_honoured(tmp_path, tiny_weights):
     assert err.strip() == "streamcolor: interrupted; nothing was written"
 
 
+def _wait_until_it_loads_torch(proc: subprocess.Popen, limit: float = 60.0) -> None:
+    """Until the child maps torch's library: it is inside ``main`` (torch is imported there,
+    never at the top of the CLI), still starting up.  A fixed sleep raced a loaded machine:
+    sent too early, the signal killed the interpreter before it was up."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            if "libtorch_cpu" in Path(f"/proc/{proc.pid}/maps").read_text():
+                return
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        time.sleep(0.002)
+    raise AssertionError(f"the child never loaded torch (exit {proc.poll()})")
+
+
 def test_ctrl_c_while_starting_up_is_one_line(tmp_path, tiny_weights, long_clip):
     """Ctrl-C during the seconds of imports and model loading, before the stop handlers are
     installed: one line and 130, not a KeyboardInterrupt traceback."""
     proc = _sub("colorize", long_clip, "-o", tmp_path / "o.mp4", "--model", tiny_weights, "-q")
-    time.sleep(0.4)  # the interpreter is up (its SIGINT handler set), torch still importing
+    _wait_until_it_loads_torch(proc)  # in main, torch still importing
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -204,11 +204,17 @@ def test_the_classification_loss_learns_a_colour(data, tmp_path):
     assert np.linalg.norm(got - want) < 2 * cb.GRID
 
 
+@pytest.mark.timeout(180)  # a hang is the failure this guards against
 def test_batch_loader_workers_give_the_same_batches_in_order(data):
-    from streamcolor.training.data import BatchLoader, ImageBank, make_batch
+    from streamcolor.training.data import BatchLoader, CropPlan, ImageBank, make_batch
 
     bank = ImageBank(data, limit=4)
-    plan = lambda step: (32 if step < 3 else 48, 2)  # noqa: E731 - a phase change at step 3
+    plan = CropPlan(((3, 32, 2), (1, 40, 2), (2, 48, 2)))  # phase changes at steps 3 and 4
+    assert [plan(s) for s in range(8)] == [(32, 2)] * 3 + [(40, 2)] + [(48, 2)] * 4
+    # OpenCV's thread pool running in this process (as after any earlier OpenCV work): forked
+    # workers inherited it half-alive and hung in their first OpenCV call
+    cv2.setNumThreads(2)
+    cv2.GaussianBlur(np.zeros((2048, 2048), np.float32), (31, 31), 5)
     inline = BatchLoader(bank, plan, seed=5, workers=0)
     pooled = BatchLoader(bank, plan, seed=5, workers=2)
     try:

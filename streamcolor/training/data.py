@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -128,6 +129,27 @@ def make_batch(bank: ImageBank, size: int, batch_size: int, seed: int,
     return to_tensor([random_crop(bank.images[i], size, rng) for i in idx])
 
 
+@dataclass(frozen=True)
+class CropPlan:
+    """Each step's (crop size, batch size): ``phases`` as (steps, size, batch) in order, the
+    last one going on for ever.  A plain record, so the batch-making processes (started
+    fresh, see :class:`BatchLoader`) can be sent it."""
+
+    phases: tuple[tuple[int, int, int], ...]
+
+    @classmethod
+    def fixed(cls, size: int, batch: int) -> CropPlan:
+        return cls(((1, size, batch),))
+
+    def __call__(self, step: int) -> tuple[int, int]:
+        start = 0
+        for steps, size, batch in self.phases:
+            if step < start + steps:
+                return size, batch
+            start += steps
+        return self.phases[-1][1], self.phases[-1][2]
+
+
 class _StepBatches(torch.utils.data.Dataset):
     """Map-style dataset whose item ``step`` is that step's (step, batch)."""
 
@@ -147,9 +169,11 @@ class BatchLoader:
     """The batches of steps ``start, start + 1, ...`` in order, made by ``workers`` processes
     ahead of the training loop (0: on the calling thread, when asked).
 
-    ``plan(step)`` gives that step's (crop size, batch size), so progressive phases work;
-    ``pin`` pins host memory for fast copies to a GPU.  :meth:`get` checks that the batch it
-    returns is the step asked for, so resuming can never shift the data."""
+    ``plan(step)`` gives that step's (crop size, batch size), so progressive phases work (a
+    :class:`CropPlan`: the workers are *spawned*, so it and the bank are pickled to them;
+    forked ones inherit the trainer's thread pools half-alive and can hang in their first
+    OpenCV call); ``pin`` pins host memory for fast copies to a GPU.  :meth:`get` checks that
+    the batch it returns is the step asked for, so resuming can never shift the data."""
 
     def __init__(self, bank: ImageBank, plan: Callable[[int], tuple[int, int]], seed: int,
                  workers: int = 0, pin: bool = False, prefetch: int = 4) -> None:
@@ -166,6 +190,7 @@ class BatchLoader:
                 self.dataset, batch_size=None, sampler=itertools.count(step),
                 num_workers=self.workers, pin_memory=self.pin,
                 prefetch_factor=self.prefetch, persistent_workers=False,
+                multiprocessing_context="spawn",
                 worker_init_fn=_one_thread))
         self._next = step
 

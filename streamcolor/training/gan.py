@@ -28,7 +28,13 @@ import torch.nn.functional as F
 
 from streamcolor.model.networks import create_critic, create_generator
 from streamcolor.model.weights import load_checkpoint
-from streamcolor.training.data import BatchLoader, ImageBank, random_crop, to_tensor
+from streamcolor.training.data import (
+    BatchLoader,
+    CropPlan,
+    ImageBank,
+    random_crop,
+    to_tensor,
+)
 from streamcolor.training.device import autocast, data_workers, training_device
 from streamcolor.training.loop import LoopState, run_loop
 from streamcolor.training.losses import ClassBalance, FeatureLoss, colorize_batch, run_generator
@@ -160,7 +166,7 @@ def pretrain_critic(cfg: CriticConfig, bank: ImageBank | None = None) -> Path:
         critic.load_state_dict(load_checkpoint(cfg.init)["modules"]["critic"])
     critic.to(device)
     opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.0, 0.9))
-    loader = BatchLoader(bank, lambda _: (cfg.size, cfg.batch), cfg.seed,
+    loader = BatchLoader(bank, CropPlan.fixed(cfg.size, cfg.batch), cfg.seed,
                          data_workers(device, cfg.workers), pin=device.type == "cuda")
 
     def step(state: LoopState) -> dict[str, float]:
@@ -246,7 +252,7 @@ def train_gan(cfg: GanConfig, bank: ImageBank | None = None) -> Path:
     every = gan_snapshot_every(cfg, len(bank))
     balance = ClassBalance(bank.chroma_samples(), device=device) \
         if gen.classes is not None else None
-    loader = BatchLoader(bank, lambda _: (cfg.size, cfg.batch), cfg.seed,
+    loader = BatchLoader(bank, CropPlan.fixed(cfg.size, cfg.batch), cfg.seed,
                          data_workers(device, cfg.workers), pin=device.type == "cuda")
 
     def step(state: LoopState) -> dict[str, float]:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from streamcolor.model.networks import create_generator
-from streamcolor.training.data import BatchLoader, ImageBank
+from streamcolor.training.data import BatchLoader, CropPlan, ImageBank
 from streamcolor.training.device import autocast, data_workers, training_device
 from streamcolor.training.loop import LoopState, run_loop
 from streamcolor.training.losses import (
@@ -215,10 +215,7 @@ def train(cfg: PretrainConfig) -> Path:
         if model.classes is not None else None
     total = sum(p.steps for p in cfg.phases)
 
-    def plan(step: int) -> tuple[int, int]:
-        p = cfg.phases[min(phase_at(cfg.phases, step)[0], len(cfg.phases) - 1)]
-        return p.size, p.batch
-
+    plan = CropPlan(tuple((p.steps, p.size, p.batch) for p in cfg.phases))
     loader = BatchLoader(bank, plan, cfg.seed, data_workers(device, cfg.workers),
                          pin=device.type == "cuda")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import signal
 
 import cv2
 import numpy as np
@@ -215,17 +216,22 @@ def test_batch_loader_workers_give_the_same_batches_in_order(data):
     # workers inherited it half-alive and hung in their first OpenCV call
     cv2.setNumThreads(2)
     cv2.GaussianBlur(np.zeros((2048, 2048), np.float32), (31, 31), 5)
+    sigchld = signal.getsignal(signal.SIGCHLD)
     inline = BatchLoader(bank, plan, seed=5, workers=0)
     pooled = BatchLoader(bank, plan, seed=5, workers=2)
     try:
         for step in range(1, 6):
             a, b = inline.get(step), pooled.get(step)
+            if step == 1:  # PyTorch's own handler, for its workers, while they run
+                assert signal.getsignal(signal.SIGCHLD) is not sigchld
             torch.testing.assert_close(a, b)
             torch.testing.assert_close(a, make_batch(bank, *plan(step), seed=5, step=step))
         # asking for another step (a resume) restarts there, never shifting the data
         torch.testing.assert_close(pooled.get(2), make_batch(bank, 32, 2, seed=5, step=2))
     finally:
         pooled.close()
+    # and closing puts the process's own back (PyTorch's ran at every later child's exit)
+    assert signal.getsignal(signal.SIGCHLD) is sigchld
 
 
 def test_colourless_training_photos_are_dropped(tmp_path):

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -181,11 +184,14 @@ class BatchLoader:
         self.workers, self.pin, self.prefetch = workers, pin, prefetch
         self._it: Iterator[tuple[int, torch.Tensor]] | None = None
         self._next = -1
+        self._sigchld: Any = None
 
     def _start(self, step: int) -> None:
         if self.workers <= 0:
             self._it = (self.dataset[s] for s in itertools.count(step))
         else:
+            if threading.current_thread() is threading.main_thread():
+                self._sigchld = signal.getsignal(signal.SIGCHLD)
             self._it = iter(torch.utils.data.DataLoader(
                 self.dataset, batch_size=None, sampler=itertools.count(step),
                 num_workers=self.workers, pin_memory=self.pin,
@@ -206,10 +212,17 @@ class BatchLoader:
         return batch
 
     def close(self) -> None:
+        """Stops the workers and puts back the SIGCHLD handler PyTorch installed for them: left
+        process-wide, it ran at every later child's exit, raising about long-gone workers
+        and making the kernel push a signal frame onto whatever alternate stack the main
+        thread then had (a freed one after Ray had run in the process: SIGSEGV)."""
         shutdown = getattr(self._it, "_shutdown_workers", None)
         if shutdown is not None:
             shutdown()
         self._it = None
+        if self._sigchld is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGCHLD, self._sigchld)
+            self._sigchld = None
 
 
 def _one_thread(_: int) -> None:

@@ -124,6 +124,41 @@ def test_copy_aware_mmd2_matches_double_loop_and_plain_form():
         pytest.approx(got, rel=1e-12)
 
 
+def test_paired_kid_leaves_out_each_images_own_pair():
+    r = np.random.default_rng(12)
+    a, b = r.normal(size=(7, 3)), r.normal(size=(7, 3))
+    own = _mmd2_loop(a, b, lambda kind, i, j: kind == "xy" and i == j)
+    assert kid(a, b, paired=True)[0] == pytest.approx(own, rel=1e-12)
+    # in a resample with copies: no pair of one image anywhere, the same draw's neither
+    idx, pos = np.array([0, 0, 2, 3, 3, 3]), np.arange(6)
+    got = _mmd2(a[idx], b[idx], idx, idx, pos, pos, paired=True)
+    assert got == pytest.approx(_mmd2_loop(a[idx], b[idx], lambda k, i, j: idx[i] == idx[j]),
+                                rel=1e-12)
+    # subsets drawn separately: pairs of one image left out wherever the draws meet
+    mean, _ = kid(a, b, subsets=3, subset_size=5, rng=np.random.default_rng(4), paired=True)
+    g, values = np.random.default_rng(4), []
+    for _ in range(3):
+        sa, sb = g.choice(7, 5, replace=False), g.choice(7, 5, replace=False)
+        values.append(_mmd2_loop(a[sa], b[sb], lambda k, i, j, sa=sa, sb=sb:
+                                 k == "xy" and sa[i] == sb[j]))
+    assert mean == pytest.approx(np.mean(values), rel=1e-12)
+
+
+def test_paired_kid_is_unbiased_where_outputs_follow_their_truths():
+    """Outputs = truths + noise, drawn from the truths' own distribution: the plain estimator
+    counts each output with its own truth and goes well below zero; the paired one does not."""
+    r = np.random.default_rng(13)
+    plain, paired = [], []
+    for _ in range(60):
+        t = r.normal(size=(40, 4))
+        out = 0.8 * t + 0.6 * r.normal(size=(40, 4))  # same N(0, 1) marginals, correlated
+        plain.append(kid(out, t)[0])
+        paired.append(kid(out, t, paired=True)[0])
+    spread = np.std(paired) / np.sqrt(len(paired))
+    assert abs(np.mean(paired)) < 3 * spread
+    assert np.mean(plain) < -10 * spread
+
+
 # ------------------------------------------------------------------------------------------
 # Bootstrap
 # ------------------------------------------------------------------------------------------
@@ -179,7 +214,7 @@ def test_frechet_and_kid_intervals():
         (point, low, high)
 
     point, low, high = kid_ci(a, b, n_boot=50, rng=np.random.default_rng(0))
-    assert point == pytest.approx(kid(a, b)[0], rel=1e-12)
+    assert point == pytest.approx(kid(a, b, paired=True)[0], rel=1e-12)
     assert low < point < high
 
 

@@ -88,6 +88,7 @@ def test_notebook_runs(tmp_path, monkeypatch):
     assert n_photos >= 1, listed
     assert pngs(cell_with("def show_row")) == n_photos  # before/after, a figure per photo
     assert pngs(cell_with("for rf in")) == 1  # the render_factor figure
+    assert pngs(cell_with("for t in (")) == 1  # the temperatures (the default is a hybrid)
 
     # The last cell prints a JSON line of measures taken on the notebook's own images.
     last = "".join(_text(o) for o in code[-1].outputs).strip().splitlines()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +16,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mediautil import make_video
 from tinymodel import build_tiny_model
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal gives it.  A suite started in the background of a non-interactive
+    shell (``.ci/run &``) inherits SIGINT *ignored*, as POSIX shells do for ``&`` jobs; the
+    interpreter then keeps it ignored and so do the CLIs the tests start, and the tests of
+    Ctrl-C could only fail.  A Python handler here also gives every child the default."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -17,7 +17,6 @@ from streamcolor.color import psnr
 from streamcolor.compose import compose_rgb
 from streamcolor.errors import ModelError
 from streamcolor.model.colorizer import Colorizer
-from streamcolor.model.contract import ModelContract
 from streamcolor.model.runtime import cache, convert, loader
 from streamcolor.model.weights import save_weights, sha256_file
 
@@ -108,7 +107,8 @@ def test_export_round_trip_onnx_and_openvino(tmp_path, frames, capsys, restore_l
         for runtime in ("openvino", "onnxruntime") if name.endswith(".onnx") else ("openvino",):
             c = Colorizer(str(out), runtime=runtime, precision="fp32")
             assert c.name == "stable" and c.render_factor == 16
-            assert c.contract == ModelContract(multiple=32, render_factor=16)
+            assert c.contract == ref.contract  # decoding too: the default is a hybrid
+            assert c.contract.hybrid and c.contract.render_factor == 16
             np.testing.assert_allclose(c.predict([frames[0]])[0], ref.predict([frames[0]])[0],
                                        atol=1e-4)
     meta = convert.read_onnx_metadata(tmp_path / "stable.onnx")

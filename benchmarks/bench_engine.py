@@ -544,9 +544,10 @@ def bench_deoldify(record: Any, plan: Plan, path: Path, threads: int | None,
             warnings.simplefilter("ignore")
             model = ov.convert_model(net, example_input=x)
         model.reshape(list(x.shape))
+        from streamcolor.model.runtime.openvino_runtime import openvino_core
         from streamcolor.model.runtime.threads import threads_for
 
-        compiled = ov.Core().compile_model(model, "CPU", {
+        compiled = openvino_core().compile_model(model, "CPU", {
             "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16",
             "INFERENCE_NUM_THREADS": threads_for(1, threads)})
         request = compiled.create_infer_request()

@@ -4,6 +4,9 @@ trips, the conversion cache, the choice of runtime and its errors."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -241,3 +244,47 @@ def test_cgroup_quota_narrows_the_cpus(monkeypatch):
     assert threads.threads_for(pipelines=2) == 1
     monkeypatch.setattr(threads, "_cgroup_cpus", lambda: None)
     assert threads.available_cpus() == 4 and threads.threads_for(pipelines=3) == 1
+
+
+_RELEASE_OUT_OF_ORDER = r"""
+import ctypes, gc, os, signal, sys
+from streamcolor.model.colorizer import Colorizer
+
+class Stack(ctypes.Structure):
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+def altstack_mapped():
+    st = Stack()
+    ctypes.CDLL(None).sigaltstack(None, ctypes.byref(st))
+    if not st.sp:
+        return True  # none: signals run on the ordinary stack
+    for line in open("/proc/self/maps"):
+        lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+        if lo <= st.sp < hi:
+            return True
+    return False
+
+first = Colorizer(sys.argv[1], runtime="openvino", precision="fp32")
+second = Colorizer(sys.argv[1], runtime="openvino", precision="fp32")
+del first  # released before the one made after it
+gc.collect()
+del second
+gc.collect()
+print("altstack mapped:", altstack_mapped(), flush=True)
+got = []
+signal.signal(signal.SIGUSR1, lambda *_: got.append(1))
+os.kill(os.getpid(), signal.SIGUSR1)  # delivered on the alternate stack
+print("signal handled:", got == [1], flush=True)
+"""
+
+
+def test_openvino_runtimes_released_out_of_order_keep_signals_deliverable(tiny_weights):
+    """Each OpenVINO Core's CPU plugin points the thread's alternate signal stack at its own
+    mapping and unmaps it when released; Cores released out of order left an unmapped one, and
+    the next handled signal killed the process (pytest itself, in CI).  In a child, so a
+    failure is an exit code here, not a crash of the suite."""
+    proc = subprocess.run([sys.executable, "-c", _RELEASE_OUT_OF_ORDER, str(tiny_weights)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr[-2000:])
+    assert proc.stdout.split("\n")[:2] == ["altstack mapped: True", "signal handled: True"]

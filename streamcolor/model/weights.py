@@ -197,11 +197,10 @@ def resolve_model(name_or_path: str | None) -> WeightsRecord:
 
             meta = read_onnx_metadata(p)
         elif fmt == "openvino":
-            import openvino as ov
-
             from streamcolor.model.runtime.convert import read_openvino_metadata
+            from streamcolor.model.runtime.openvino_runtime import openvino_core
 
-            meta = read_openvino_metadata(ov.Core(), p)[1]
+            meta = read_openvino_metadata(openvino_core(), p)[1]
         else:
             meta = read_metadata(p)
         return WeightsRecord(name=meta.get("name") or p.stem, path=p,

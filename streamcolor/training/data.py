@@ -213,9 +213,9 @@ class BatchLoader:
 
     def close(self) -> None:
         """Stops the workers and puts back the SIGCHLD handler PyTorch installed for them: left
-        process-wide, it ran at every later child's exit, raising about long-gone workers
-        and making the kernel push a signal frame onto whatever alternate stack the main
-        thread then had (a freed one after Ray had run in the process: SIGSEGV)."""
+        process-wide, it ran at every later child's exit in the whole process, raising about
+        long-gone workers (and needing a signal frame, which an unmapped alternate stack
+        turns into SIGSEGV: see ``openvino_runtime.openvino_core``)."""
         shutdown = getattr(self._it, "_shutdown_workers", None)
         if shutdown is not None:
             shutdown()

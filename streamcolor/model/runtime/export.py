@@ -46,11 +46,13 @@ def export_model(model: str, output: Path, overwrite: bool = False) -> list[Path
     convert.require("openvino", "openvino")
     import openvino as ov
 
+    from streamcolor.model.runtime.openvino_runtime import openvino_core
+
     tmp_xml = temp_path_for(output)
     tmp_onnx = tmp_xml.with_suffix(".onnx")
     try:
         tmp_onnx.write_bytes(data)
-        ir = convert.openvino_model(ov.Core(), tmp_onnx, meta)
+        ir = convert.openvino_model(openvino_core(), tmp_onnx, meta)
         ov.save_model(ir, str(tmp_xml), compress_to_fp16=False)
         os.replace(tmp_xml.with_suffix(".bin"), files[1])  # the weights first, then the graph
         os.replace(tmp_xml, output)

@@ -85,9 +85,9 @@ def _onnx_entry(net: Any, contract: ModelContract, sha256: str | None) -> tuple[
 def _openvino_model(net: Any, contract: ModelContract, sha256: str | None) -> Any:
     import openvino as ov
 
-    from streamcolor.model.runtime.openvino_runtime import openvino_version
+    from streamcolor.model.runtime.openvino_runtime import openvino_core, openvino_version
 
-    core = ov.Core()
+    core = openvino_core()
     if sha256:
         def build(folder: Path) -> None:
             onnx_path, keep = _onnx_entry(net, contract, sha256)

@@ -10,6 +10,7 @@ compiled shape.  One instance serves one thread at a time.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,20 @@ from streamcolor.model.runtime.threads import available_cpus, threads_for
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+
+
+@functools.cache
+def openvino_core() -> Any:
+    """The process's one ``openvino.Core`` (made on first use, never released).
+
+    Every Core loads its own CPU plugin, and each plugin points the calling thread's
+    alternate signal stack at a fresh mapping, putting back the previous one and unmapping its
+    own when it is destroyed.  Cores released in another order than they were made leave the
+    thread pointing at an unmapped stack; the next signal with a handler (a Ctrl-C, a child's
+    SIGCHLD) then kills the process with SIGSEGV.  One Core for the process never does."""
+    import openvino as ov
+
+    return ov.Core()
 
 
 def openvino_version() -> str:
@@ -39,9 +54,7 @@ class OpenVINORuntime:
     def __init__(self, model: Any | Path, contract: ModelContract, name: str,
                  precision: str = "auto", batch_size: int | None = None,
                  threads: int | None = None, pipelines: int = 1) -> None:
-        import openvino as ov
-
-        self.core = ov.Core()
+        self.core = openvino_core()
         self.model = self.core.read_model(str(model)) if isinstance(model, Path) else model
         self.contract = contract
         self.name = name

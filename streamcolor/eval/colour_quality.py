@@ -174,7 +174,8 @@ def kid(a: np.ndarray, b: np.ndarray, subsets: int = 100, subset_size: int = 100
 # Bootstrap confidence intervals
 # --------------------------------------------------------------------------------------------
 
-def _percentile_bounds(replicates: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_bounds(replicates: np.ndarray, level: float) -> tuple[float, float]:
+    """The (1 - level)/2 and (1 + level)/2 percentiles of bootstrap replicates."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
     tail = 100.0 * (1.0 - level) / 2.0
@@ -189,7 +190,7 @@ def _bootstrap(n: int, replicate: Callable[[np.ndarray], float], n_boot: int, le
     reps = np.empty(n_boot, np.float64)
     for i in range(n_boot):
         reps[i] = replicate(rng.integers(0, n, n))
-    return _percentile_bounds(reps, level)
+    return percentile_bounds(reps, level)
 
 
 def bootstrap_ci(a: np.ndarray, b: np.ndarray, statistic: Callable[[np.ndarray, np.ndarray], float],

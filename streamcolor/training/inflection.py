@@ -58,7 +58,6 @@ from streamcolor.training.pareto import REFERENCE_GAINS
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class CheckpointMetrics:
     name: str  # "start" or the snapshot file name
@@ -174,28 +173,20 @@ def select(rows: Sequence[CheckpointMetrics], start: CheckpointMetrics,
     over the reference gain curve within the drift tolerance) or ``target`` (the highest PSNR
     among those at least ``min_ratio`` as colourful as the truth, absolute form, within the
     drift tolerance).  The start competes in the last two; ties go to the earlier one."""
+    # max/min give the first of equal ones: ties go to the earlier snapshot
     if rule == "target":
         ok = [r for r in (start, *rows) if r.orange_drift <= drift_tolerance
               and r.cf_ratio >= min_ratio]
-        if not ok:
-            return start
-        best = max(r.psnr for r in ok)
-        return next(r for r in ok if r.psnr == best)
+        return max(ok, key=lambda r: r.psnr, default=start)
     if rule == "margin":
         ok = [r for r in (start, *rows) if r.orange_drift <= drift_tolerance
               and math.isfinite(r.margin)]
-        if not ok:
-            return start
-        best = max(r.margin for r in ok)
-        return next(r for r in ok if r.margin == best)
+        return max(ok, key=lambda r: r.margin, default=start)
     if rule != "feature":
         raise ValueError(f"unknown selection rule {rule!r} (feature, margin or target)")
     ok = [r for r in rows if r.psnr >= start.psnr - psnr_tolerance
           and r.orange_drift <= drift_tolerance and math.isfinite(r.feature_distance)]
-    if not ok:
-        return start
-    best = min(r.feature_distance for r in ok)
-    return next(r for r in ok if r.feature_distance == best)
+    return min(ok, key=lambda r: r.feature_distance, default=start)
 
 
 def evaluate_run(run: str | Path, val_dir: str | Path, start: str | None = None,

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from streamcolor.color import merge_luma_chroma_u8, rgb_to_luma_u8
+from streamcolor.eval.colour_quality import percentile_bounds
 from streamcolor.eval.metrics import colorfulness, colorfulness_abs, orange_share, psnr
 from streamcolor.io.atomic import write_bytes_atomic
 from streamcolor.training.data import list_images, load_rgb
@@ -211,8 +212,7 @@ def margin_ci(point: Point, reference: Sequence[Point], truth_cf: np.ndarray,
             values.append(m)
     if len(values) < n_boot / 2:
         return None
-    tail = 100 * (1 - level) / 2
-    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+    return percentile_bounds(np.asarray(values), level)
 
 
 def table(points: Sequence[Point], reference: Sequence[tuple[float, float]],
